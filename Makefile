@@ -1,0 +1,34 @@
+# Two commands do everything on a fresh machine: `make study` and `make test`.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PROFILE ?= quick
+STAMP := $(VENV)/.installed
+
+.PHONY: study test install kernel benchmark clean
+
+$(BIN)/python:
+	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH (or set PY=...)"; exit 1; }
+	$(PY) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name ecgnb --display-name "ecgnb (.venv)" >/dev/null
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the whole study (notebooks 01.. in order) for PROFILE (default quick).
+study: $(STAMP)
+	$(BIN)/python -m ecgnb study --profile $(PROFILE)
+
+## Run the test suite (quick profile; includes the notebook runs).
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/bench_render.py
+
+clean:
+	rm -rf data/quick reports/quick/executed

@@ -1,0 +1,27 @@
+"""Absolute project paths, resolved from the package location.
+
+Papermill runs notebooks from the caller's directory and nbval from the notebook's, so nothing
+in ecgnb uses relative paths like ``../data``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data"
+REPORTS = ROOT / "reports"
+NOTEBOOKS = ROOT / "notebooks"
+# Shared data lives beside the checkout, never inside it (see DEVELOPERS.md, "Data").
+SHARED = ROOT.parent / "shared" / "data"
+REAL_ECG = SHARED / "real-ecg"
+EIK_DEV = SHARED / "eik-dev"
+
+
+def data_dir(profile: str) -> Path:
+    """Folder of the generated dataset for ``profile`` (``data/<profile>``)."""
+    return DATA / profile
+
+
+def report_dir(profile: str) -> Path:
+    """Folder of figures, tables and executed notebooks for ``profile``."""
+    return REPORTS / profile
