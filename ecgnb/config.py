@@ -71,3 +71,22 @@ def get_profile(name: str) -> Profile:
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; known profiles: {', '.join(PROFILES)}")
     return PROFILES[name]
+
+
+def with_overrides(profile: Profile, seed: int | None = None, n_synthetic: int | None = None,
+                   severities: tuple[float, ...] | None = None, dpi: int | None = None,
+                   layout: str | None = None, use_real: bool | None = None) -> Profile:
+    """Return ``profile`` with the given fields replaced (``None`` keeps the profile's value).
+
+    Notebooks call this with their papermill parameters so a run can shrink or reseed a profile
+    without editing it; the resolved profile is what gets saved with the outputs.
+    """
+    data = dataclasses.replace(
+        profile.data,
+        **{k: v for k, v in dict(n_synthetic=n_synthetic, use_real=use_real,
+                                 severities=tuple(severities) if severities is not None else None
+                                 ).items() if v is not None})
+    paper = dataclasses.replace(
+        profile.paper, **{k: v for k, v in dict(dpi=dpi, layout=layout).items() if v is not None})
+    return dataclasses.replace(profile, data=data, paper=paper,
+                               seed=profile.seed if seed is None else int(seed))

@@ -1,0 +1,28 @@
+"""Command line: ``python -m ecgnb study --profile quick`` and ``python -m ecgnb digitize ...``."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .config import PROFILES
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="python -m ecgnb", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    study = sub.add_parser("study", help="run the notebooks in order with papermill")
+    study.add_argument("--profile", default="quick", choices=sorted(PROFILES))
+    study.add_argument("--only", nargs="*", help="run only notebooks whose name starts so (e.g. 01)")
+    sub.add_parser("digitize", help="digitize ECG images (see `python -m ecgnb digitize -h`)",
+                   add_help=False)
+    if argv[:1] == ["digitize"]:
+        from .digitize import cli   # argparse of its own; imports cv2 only when needed
+        return cli(argv[1:])
+    args = parser.parse_args(argv)
+    from .pipeline import main_study
+    return main_study(args.profile, args.only)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

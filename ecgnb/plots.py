@@ -1,0 +1,105 @@
+"""Figures: one function per figure, each returning a matplotlib Figure; ``save_figure`` writes it.
+
+Functions use pyplot so notebooks show the figure inline; scripts and tests run with the Agg
+backend (set ``MPLBACKEND=Agg``, as the test suite does), so no display is ever needed.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from .leads import LEAD_NAMES
+
+TRACE_COLOURS = plt.get_cmap("tab20").colors
+
+
+def save_figure(fig, path: Path, dpi: int = 120) -> Path:
+    """Save ``fig`` as PNG at ``path`` atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def plot_12lead(signal: np.ndarray, fs: float, title: str = "",
+                lead_names: tuple[str, ...] = LEAD_NAMES):
+    """The 12 leads of ``signal`` ``(n_samples, 12)`` mV against time (s), two columns."""
+    t = np.arange(signal.shape[0]) / fs
+    fig, axes = plt.subplots(6, 2, figsize=(12, 8), sharex=True)
+    for k, ax in enumerate(axes.T.ravel()):
+        ax.plot(t, signal[:, k], lw=0.7, color="k")
+        ax.set_ylabel(f"{lead_names[k]}\nmV", rotation=0, ha="right", va="center", fontsize=8)
+        ax.grid(alpha=0.3)
+    for ax in axes[-1]:
+        ax.set_xlabel("time (s)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_stats_comparison(table: pd.DataFrame, group: str = "origin"):
+    """Synthetic vs real summary statistics: heart rate, per-lead RMS and peak-to-peak (mV).
+
+    ``table`` has one row per record, a ``group`` column and the columns of
+    ``ecgnb.synth.stats_table`` (``heart_rate_bpm``, ``rms_<lead>``, ``p2p_<lead>``).
+    """
+    groups = list(table[group].unique())
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4), gridspec_kw={"width_ratios": [1, 3, 3]})
+    axes[0].boxplot([table.loc[table[group] == g, "heart_rate_bpm"].dropna() for g in groups])
+    axes[0].set_xticks(range(1, len(groups) + 1), groups, rotation=20)
+    axes[0].set_ylabel("heart rate (bpm)")
+    for ax, prefix, label in ((axes[1], "rms_", "RMS (mV)"), (axes[2], "p2p_", "peak-to-peak (mV)")):
+        width = 0.8 / len(groups)
+        for g_i, g in enumerate(groups):
+            sub = table[table[group] == g]
+            means = [sub[f"{prefix}{lead}"].median() for lead in LEAD_NAMES]
+            ax.bar(np.arange(12) + g_i * width, means, width, label=g)
+        ax.set_xticks(np.arange(12) + 0.4 - width / 2, LEAD_NAMES)
+        ax.set_ylabel(f"median {label}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def overlay_truth(ax, image: np.ndarray, truth: dict, boxes: bool = True) -> None:
+    """Show ``image`` on ``ax`` with each panel's ground-truth pixel trace and box drawn over it."""
+    ax.imshow(image)
+    for k, panel in enumerate(truth["panels"]):
+        colour = TRACE_COLOURS[k % len(TRACE_COLOURS)]
+        trace = np.asarray(panel["trace"], dtype=float)
+        if trace.size:
+            ax.plot(trace[:, 0], trace[:, 1], lw=0.6, color=colour)
+        if boxes:
+            x0, y0, x1, y1 = panel["bbox"]
+            ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, lw=0.6,
+                                       ec=colour, ls="--"))
+    ax.set_axis_off()
+
+
+def plot_pages(pages: list[tuple[np.ndarray, dict, str]], ncols: int = 2, truth: bool = True):
+    """A grid of pages ``(image, truth, title)``, with ground truth overlaid when ``truth``."""
+    nrows = int(np.ceil(len(pages) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(8 * ncols, 6.2 * nrows), squeeze=False)
+    for ax, (image, page_truth, title) in zip(axes.ravel(), pages):
+        if truth:
+            overlay_truth(ax, image, page_truth)
+        else:
+            ax.imshow(image)
+            ax.set_axis_off()
+        ax.set_title(title)
+    for ax in axes.ravel()[len(pages):]:
+        ax.set_axis_off()
+    fig.tight_layout()
+    return fig
