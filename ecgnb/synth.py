@@ -49,19 +49,19 @@ class SynthRanges:
     """Ranges the generator draws from (uniformly unless said otherwise)."""
     hr_bpm: tuple[float, float] = (45.0, 130.0)      # bpm, mean heart rate
     axis_deg: tuple[float, float] = (-30.0, 100.0)   # deg, frontal QRS axis (0 = lead I, 90 = aVF)
-    turn_deg: tuple[float, float] = (-20.0, 20.0)    # deg, turn about the vertical axis: moves the V1-V6 transition
+    turn_deg: tuple[float, float] = (-20.0, 20.0)    # deg, turn about the vertical (V transition)
     r_mv: tuple[float, float] = (0.9, 1.9)           # mV, length of the main QRS (R) vector
     qrs_ms: tuple[float, float] = (80.0, 115.0)      # ms, QRS duration
     pr_ms: tuple[float, float] = (120.0, 200.0)      # ms, PR interval (P onset to QRS onset)
     qtc_ms: tuple[float, float] = (380.0, 450.0)     # ms, heart-rate corrected QT (Bazett)
     t_mv: tuple[float, float] = (0.2, 0.6)           # mV, length of the T vector
-    t_inverted_p: float = 0.1                        # probability that the T vector points against the QRS
+    t_inverted_p: float = 0.1                        # probability that T points against the QRS
     p_mv: tuple[float, float] = (0.1, 0.25)          # mV, length of the P vector
     rr_jitter: tuple[float, float] = (0.01, 0.04)    # fraction of RR, random beat-to-beat spread
     rsa: tuple[float, float] = (0.0, 0.05)           # fraction of RR, respiratory sinus arrhythmia
     resp_hz: tuple[float, float] = (0.15, 0.35)      # Hz, breathing rate (RR, amplitude and wander)
-    ectopic_p: float = 0.15                          # probability that a record holds one ectopic beat
-    wander_mv: tuple[float, float] = (0.02, 0.2)     # mV, baseline wander amplitude per lead
+    ectopic_p: float = 0.15                          # probability of one ectopic beat per record
+    wander_mv: tuple[float, float] = (0.02, 0.15)    # mV, baseline wander amplitude per lead
     noise_mv: tuple[float, float] = (0.003, 0.025)   # mV, std of white (EMG-like) noise per lead
     powerline_mv: tuple[float, float] = (0.0, 0.015)  # mV, mains hum amplitude (50 or 60 Hz)
 
@@ -111,7 +111,7 @@ def _sinus_template(rng: np.random.Generator, rr_s: float, r: SynthRanges) -> tu
     jitter = rng.normal(0.0, 0.08, size=(3, 3))
     q_vec = np.array([-0.10, 0.0, -0.12]) + 0.15 * jitter[0]
     r_vec = np.array([1.0, 0.0, 0.35]) + jitter[1] * 0.5
-    s_vec = np.array([-0.25, -0.30, 0.55]) + jitter[2]
+    s_vec = np.array([-0.15, -0.15, 0.55]) + jitter[2]
     t_dir = np.array([0.85, 0.0, -0.30]) @ _rotation("z", float(rng.normal(0.0, 20.0))).T
     t_vec = (-1.0 if p["t_inverted"] else 1.0) * p["t_mv"] * t_dir / np.linalg.norm(t_dir)
     turn = _rotation("z", _frontal_angle(p["axis_deg"])) @ _rotation("y", p["turn_deg"])
@@ -125,7 +125,7 @@ def _sinus_template(rng: np.random.Generator, rr_s: float, r: SynthRanges) -> tu
     p_peak = -0.45 * qrs - p["pr_ms"] / 1000.0 + 2.0 * sig_p     # P starts ~2 sigma before its peak
     template = _waves(
         offsets_s=[p_peak, -0.28 * qrs, 0.0, 0.28 * qrs, t_peak],
-        left_s=[sig_p, 0.08 * qrs, 0.11 * qrs, 0.09 * qrs, 1.5 * sig_t],   # T rises slower than it falls
+        left_s=[sig_p, 0.08 * qrs, 0.11 * qrs, 0.09 * qrs, 1.5 * sig_t],   # T rises slower
         right_s=[sig_p, 0.08 * qrs, 0.11 * qrs, 0.10 * qrs, sig_t],
         vectors_mv=np.vstack([p_vec, qrs_t]))
     return template, p
@@ -203,6 +203,8 @@ def synth_record(rng: np.random.Generator, cfg: SignalConfig = SignalConfig(),
     Returns ``signal`` ``(round(cfg.duration_s * cfg.fs), 12)`` in mV, ``LEAD_NAMES`` order,
     sampled at ``cfg.fs`` Hz, and a JSON-serialisable dict of the drawn parameters (heart rate
     in bpm, axis in deg, intervals in ms, amplitudes in mV, R-peak times in s, ...).
+    ``axis_deg`` is the direction of the main (R) QRS vector as read on leads I and aVF (within
+    ~5 deg median); the net-area axis clinicians compute reads ~25 deg lower, because of S.
     """
     hr_bpm = _uniform(rng, ranges.hr_bpm)
     rr_s = 60.0 / hr_bpm
@@ -219,7 +221,7 @@ def synth_record(rng: np.random.Generator, cfg: SignalConfig = SignalConfig(),
     leads += artefacts
     signal = assemble({name: leads[:, i] for i, name in enumerate(INDEPENDENT_LEADS)})
     seen = (r_times >= 0) & (r_times < cfg.duration_s)
-    params.update(**resp, **drawn, hr_bpm=hr_bpm, fs=cfg.fs, duration_s=cfg.duration_s,
+    params.update(**resp, **drawn, heart_rate_bpm=hr_bpm, fs=cfg.fs, duration_s=cfg.duration_s,
                   r_peaks_s=[round(float(x), 4) for x in r_times[seen]],
                   ectopic_s=[round(float(x), 4) for x in r_times[seen & (kinds == 1)]])
     return signal, {k: _plain(v) for k, v in params.items()}
@@ -266,7 +268,9 @@ def detect_r_peaks(signal: np.ndarray, fs: int) -> np.ndarray:
 def signal_stats(signal: np.ndarray, fs: int) -> dict:
     """One record's summary: heart rate (bpm), per-lead RMS and peak-to-peak (mV), spectrum.
 
-    ``signal`` is ``(n_samples, 12)`` mV in ``LEAD_NAMES`` order at ``fs`` Hz. The spectral
+    ``signal`` is ``(n_samples, 12)`` mV in ``LEAD_NAMES`` order at ``fs`` Hz. Keys:
+    ``heart_rate_bpm`` (from the median RR), ``n_beats``, ``rms_<lead>`` (mV, mean removed),
+    ``p2p_<lead>`` (mV), ``frac_below_1Hz`` and ``frac_above_40Hz``. The spectral
     fractions are of the summed Welch power of all leads (mean removed): below 1 Hz (baseline
     wander) and above 40 Hz (noise, mains).
     """
@@ -276,10 +280,10 @@ def signal_stats(signal: np.ndarray, fs: int) -> dict:
     freqs, power = sps.welch(s, fs=fs, nperseg=min(s.shape[0], 4 * fs), axis=0)
     total = power.sum()
     centred = s - s.mean(axis=0)
-    out = {"hr_bpm": hr, "n_beats": int(peaks.size)}
-    out.update({f"rms_mV_{n}": float(np.sqrt(np.mean(centred[:, i] ** 2)))
+    out = {"heart_rate_bpm": hr, "n_beats": int(peaks.size)}
+    out.update({f"rms_{n}": float(np.sqrt(np.mean(centred[:, i] ** 2)))
                 for i, n in enumerate(LEAD_NAMES)})
-    out.update({f"ptp_mV_{n}": float(np.ptp(s[:, i])) for i, n in enumerate(LEAD_NAMES)})
+    out.update({f"p2p_{n}": float(np.ptp(s[:, i])) for i, n in enumerate(LEAD_NAMES)})
     out["frac_below_1Hz"] = float(power[freqs < 1.0].sum() / total) if total else float("nan")
     out["frac_above_40Hz"] = float(power[freqs > 40.0].sum() / total) if total else float("nan")
     return out

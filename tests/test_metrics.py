@@ -88,6 +88,14 @@ def test_alignment_golden_shift_and_offset():
     assert (m["shift_s"], m["offset_mv"]) == (-0.25, -0.5)
 
 
+def test_alignment_lag_ignores_baseline_level():
+    # Same shapes as above on a 2 mV baseline. Raw (not mean-removed) correlation would favour
+    # lag 0, where 8 samples of the 2 mV baseline overlap instead of 7; centring finds -1.
+    ref = np.array([0, 0, 1, 3, 1, 0, 0, 0.0]) + 2.0
+    est = np.array([0, 0, 0, 1, 3, 1, 0, 0.0]) + 2.5
+    assert find_alignment(ref, est, fs=4) == (-1, -0.5)
+
+
 def _ecg_like(fs: float, seconds: float) -> np.ndarray:
     """A beat-like lead (mV): 1.2 mV QRS spikes at 1.2 Hz plus a slow 0.2 mV wave."""
     t = np.arange(int(fs * seconds)) / fs
@@ -103,10 +111,13 @@ def test_alignment_recovers_integer_shift_and_offset_at_500_hz():
     assert lag == -37
     assert offset == pytest.approx(-0.3, abs=1e-12)
     m = lead_metrics(ref, est, fs)
-    # The 37 samples the shift leaves empty score as 0 mV, so aligned SNR is large but finite.
-    assert m["snr_db"] > 25.0
+    # After alignment the only error is the last 37 samples, which have no source and score
+    # as 0 mV: noise = sum(ref[-37:]**2) exactly.
+    expected = 10 * np.log10(np.sum(ref**2) / np.sum(ref[-37:] ** 2))
+    assert m["snr_db"] == pytest.approx(expected, abs=1e-6)
+    assert m["snr_db"] > 15.0
     assert m["snr_db_unaligned"] < 0.0
-    assert m["snr_db"] - m["snr_db_unaligned"] > 25.0
+    assert m["snr_db"] - m["snr_db_unaligned"] > 15.0
 
 
 def test_alignment_does_not_search_beyond_max_shift():

@@ -1,0 +1,64 @@
+"""Run the study's notebooks through papermill in the quick profile, as `make study` does."""
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pandas as pd
+import pytest
+
+from ecgnb import leads, paths, pipeline
+from ecgnb.dataset import load_index, load_page
+
+pytestmark = pytest.mark.slow
+
+
+def test_source_notebooks_are_clean_and_parameterised():
+    for nb_path in pipeline.notebooks():
+        nb = nbformat.read(nb_path, as_version=4)
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, f"{nb_path.name} needs exactly one 'parameters' cell"
+        assert "profile" in tagged[0].source
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert not cell.outputs and cell.execution_count is None, \
+                    f"{nb_path.name}: strip outputs (executed copies belong under reports/)"
+                assert "def " not in cell.source and "class " not in cell.source, \
+                    f"{nb_path.name}: logic belongs in ecgnb/, not in notebook cells"
+
+
+@pytest.fixture(scope="module")
+def quick_01():
+    manifest = pipeline.run_study("quick", only=["01"])
+    return json.loads(manifest.read_text())
+
+
+def test_notebook_01_writes_declared_artefacts(quick_01):
+    for rel in pipeline.NOTEBOOK_OUTPUTS["01_synthesis"]:
+        rel = rel.format(profile="quick")
+        assert (paths.ROOT / rel).exists(), rel
+        assert quick_01["artefacts"][rel]["notebook"] == "notebooks/01_synthesis.ipynb"
+    assert (paths.report_dir("quick") / "executed" / "01_synthesis.ipynb").exists()
+
+
+def test_quick_dataset_is_split_by_record_and_complete(quick_01):
+    index = load_index("quick")
+    assert set(index["split"]) == {"train", "val", "test"}
+    assert index.groupby("record")["split"].nunique().max() == 1, "a record spans two splits"
+    assert (index["origin"] == "synthetic").sum() > 0
+    page = index.iloc[0]
+    image, signal, truth = load_page("quick", page["page"])
+    assert image.dtype.name == "uint8" and signal.shape[1] == 12
+    assert truth["layout"] == "3x4+1" and len(truth["panels"]) == 13
+    # lead I is drawn for 2.5 s of the 10 s; lead II (rhythm strip) throughout
+    assert abs(pd.Series(~pd.isna(signal[:, 0])).mean() - 0.25) < 0.01
+    assert not pd.isna(signal[:, leads.LEAD_INDEX["II"]]).any()
+
+
+def test_quick_dataset_never_uses_holdout_records(quick_01):
+    manifest = paths.REAL_ECG / "manifest.csv"
+    if not manifest.exists():
+        pytest.skip(f"{manifest} not found: no real records to check")
+    table = pd.read_csv(manifest)
+    holdout = set(table.loc[table["used_in_hidden_holdout"].astype(str) == "True", "record"])
+    assert holdout and not holdout & set(load_index("quick")["record"])
