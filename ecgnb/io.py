@@ -71,9 +71,21 @@ def write_text_atomic(path: Path, text: str) -> Path:
     return path
 
 
-def write_json(path: Path, obj) -> Path:
-    """Write ``obj`` as indented JSON, atomically."""
-    return write_text_atomic(path, json.dumps(obj, indent=1, default=_json_default) + "\n")
+def write_json(path: Path, obj, compact: bool = False) -> Path:
+    """Write ``obj`` as JSON (indented, or ``compact`` for large sidecars), atomically."""
+    text = json.dumps(obj, default=_json_default,
+                      **({"separators": (",", ":")} if compact else {"indent": 1}))
+    return write_text_atomic(path, text + "\n")
+
+
+def _rounded_traces(truth: dict, decimals: int = 3) -> dict:
+    """A shallow copy of ``truth`` whose panel traces are rounded to ``10**-decimals`` px.
+
+    Sub-milli-pixel digits carry no information and triple the sidecar's size.
+    """
+    panels = [{**p, "trace": np.round(np.asarray(p["trace"], float), decimals).tolist()}
+              if "trace" in p else p for p in truth.get("panels", [])]
+    return {**truth, "panels": panels} if "panels" in truth else dict(truth)
 
 
 def read_json(path: Path):
@@ -161,7 +173,7 @@ def save_page(folder: Path, name: str, image: np.ndarray, signal: np.ndarray, fs
         staged = [write_png(tmp / f"{name}.png", image)]
         staged += write_wfdb(tmp / name, signal, fs, comments=[f"ecgnb page {name}"])
         commit_files(staged, folder)
-    write_json(folder / f"{name}.json", truth)   # last: marks the page complete
+    write_json(folder / f"{name}.json", _rounded_traces(truth), compact=True)  # last: page complete
     return {k: folder / f"{name}.{k}" for k in ("png", "hea", "dat", "json")}
 
 

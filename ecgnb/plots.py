@@ -91,7 +91,7 @@ def overlay_truth(ax, image: np.ndarray, truth: dict, boxes: bool = True) -> Non
 def plot_pages(pages: list[tuple[np.ndarray, dict, str]], ncols: int = 2, truth: bool = True):
     """A grid of pages ``(image, truth, title)``, with ground truth overlaid when ``truth``."""
     nrows = int(np.ceil(len(pages) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(8 * ncols, 6.2 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6 * ncols, 4.7 * nrows), squeeze=False)
     for ax, (image, page_truth, title) in zip(axes.ravel(), pages):
         if truth:
             overlay_truth(ax, image, page_truth)
