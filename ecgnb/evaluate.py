@@ -1,0 +1,115 @@
+"""Scoring digitizers on pages with known ground truth: our dataset and ECG-Image-Kit pages.
+
+A *digitizer* here is any callable ``image (H, W, 3) uint8 -> signal (n_samples, 12) mV`` at the
+study's fs (NaN where it read nothing); the Challenge's small fixed interface, so any method is
+scored the same way. Results are long tables: one row per (page, lead) with the columns of
+``ecgnb.metrics.record_metrics`` plus the page's record, split, severity and seconds taken.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import io, paths
+from .errors import EcgnbError, MissingInputError
+from .leads import LEAD_NAMES, canonical_lead
+from .metrics import record_metrics
+from .sources import read_record
+
+Digitizer = Callable[[np.ndarray], np.ndarray]
+
+
+def score_page(digitize: Digitizer, image: np.ndarray, reference: np.ndarray, fs: int) -> pd.DataFrame:
+    """Per-lead metrics of one page; a digitizer error scores as an all-missing output.
+
+    The Challenge treats a missing output as 0 mV, so a failure costs SNR instead of vanishing
+    from the average. The table's ``error`` column keeps the reason.
+    """
+    start = time.perf_counter()
+    error = ""
+    try:
+        estimate = digitize(image)
+    except EcgnbError as exc:
+        estimate, error = np.full_like(reference, np.nan), f"{type(exc).__name__}: {exc}"
+    table = record_metrics(reference, estimate, fs)
+    return table.assign(seconds=time.perf_counter() - start, error=error)
+
+
+def score_dataset(digitize: Digitizer, index: pd.DataFrame, data_dir: Path, fs: int,
+                  progress: bool = True, desc: str = "scoring") -> pd.DataFrame:
+    """Score ``digitize`` on every page of ``index`` (rows of ``data/<profile>/index.csv``)."""
+    frames = []
+    for row in tqdm(list(index.itertuples()), desc=desc, disable=not progress):
+        rel = Path(row.path)
+        image, reference, _ = io.load_page(Path(data_dir) / rel.parent, rel.name)
+        frames.append(score_page(digitize, image, reference, fs).assign(
+            page=row.page, record=row.record, origin=row.origin, split=row.split,
+            severity=row.severity))
+    return pd.concat(frames, ignore_index=True)
+
+
+def eik_reference(annotation: dict, signal: np.ndarray) -> np.ndarray:
+    """``signal`` (n, 12) mV with NaN outside the samples an ECG-Image-Kit page draws per lead."""
+    out = np.full_like(signal, np.nan)
+    for lead in annotation["leads"]:
+        k = LEAD_NAMES.index(canonical_lead(lead["lead_name"]))
+        s0, s1 = int(lead["start_sample"]), int(lead["end_sample"])
+        out[s0:s1, k] = signal[s0:s1, k]
+    return out
+
+
+def eik_pages(folder: Path = paths.EIK_DEV, real_folder: Path = paths.REAL_ECG,
+              fs: int = 500) -> list[tuple[str, Path, np.ndarray]]:
+    """``(name, image path, reference)`` of each ECG-Image-Kit page in ``folder``.
+
+    The reference is the source record from ``real_folder`` at ``fs`` Hz, NaN where not drawn.
+    """
+    if not Path(folder).exists():
+        raise MissingInputError(f"{folder} not found: the ECG-Image-Kit pages lie in "
+                                "../shared/data/eik-dev beside the checkout")
+    out = []
+    for image_path in sorted(Path(folder).glob("*.jpg")):
+        record = image_path.stem.rsplit("-", 1)[0]
+        annotation = json.loads(gzip.open(image_path.with_suffix(".json.gz")).read())
+        matches = list(Path(real_folder).glob(f"*/{record}.hea"))
+        if not matches:
+            raise MissingInputError(f"source record {record} of {image_path.name} not found "
+                                    f"under {real_folder}")
+        annotation_fs = float(annotation["sampling_frequency"])
+        signal = read_record(matches[0].with_suffix(""), fs=int(annotation_fs)).signal
+        reference = eik_reference(annotation, signal)
+        if int(annotation_fs) != fs:
+            raise MissingInputError(f"{image_path.name} is drawn at {annotation_fs} Hz; "
+                                    f"score it at that rate, not {fs} Hz")
+        out.append((image_path.stem, image_path, reference))
+    return out
+
+
+def score_eik(digitize: Digitizer, fs: int = 500, progress: bool = True) -> pd.DataFrame:
+    """Score ``digitize`` on the ECG-Image-Kit development pages (one row per page and lead)."""
+    frames = []
+    for name, image_path, reference in tqdm(eik_pages(fs=fs), desc="eik pages",
+                                            disable=not progress):
+        frames.append(score_page(digitize, io.read_image(image_path), reference, fs)
+                      .assign(page=name, record=name.rsplit("-", 1)[0], origin="ecg-image-kit"))
+    return pd.concat(frames, ignore_index=True)
+
+
+def summary_by(table: pd.DataFrame, by: str | list[str]) -> pd.DataFrame:
+    """Mean of each metric over (page, lead) rows grouped by ``by``.
+
+    nanmean as in the Challenge, except that ±inf (a perfect or an empty lead) is left out too,
+    so one such lead cannot make a whole group inf.
+    """
+    cols = ["snr_db", "snr_db_unaligned", "mse", "mae", "pearson_r"]
+    finite = table.replace([np.inf, -np.inf], np.nan)
+    out = finite.groupby(by)[cols].mean()
+    out["pages"] = table.groupby(by)["page"].nunique()
+    return out
