@@ -88,12 +88,13 @@ def overlay_truth(ax, image: np.ndarray, truth: dict, boxes: bool = True) -> Non
     ax.set_axis_off()
 
 
-def plot_pages(pages: list[tuple[np.ndarray, dict, str]], ncols: int = 2, truth: bool = True):
-    """A grid of pages ``(image, truth, title)``, with ground truth overlaid when ``truth``."""
+def plot_pages(pages: list[tuple[np.ndarray, dict | None, str]], ncols: int = 2,
+               truth: bool = True):
+    """A grid of pages ``(image, truth, title)``; ground truth overlaid where given and ``truth``."""
     nrows = int(np.ceil(len(pages) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(6 * ncols, 4.7 * nrows), squeeze=False)
     for ax, (image, page_truth, title) in zip(axes.ravel(), pages):
-        if truth:
+        if truth and page_truth is not None:
             overlay_truth(ax, image, page_truth)
         else:
             ax.imshow(image)
@@ -101,5 +102,66 @@ def plot_pages(pages: list[tuple[np.ndarray, dict, str]], ncols: int = 2, truth:
         ax.set_title(title)
     for ax in axes.ravel()[len(pages):]:
         ax.set_axis_off()
+    fig.tight_layout()
+    return fig
+
+
+def plot_reconstruction(reference: np.ndarray, estimate: np.ndarray, fs: float, title: str = "",
+                        lead_names: tuple[str, ...] = LEAD_NAMES):
+    """Reference (black) and estimate (red) per lead, in mV against time (s), drawn span only."""
+    t = np.arange(reference.shape[0]) / fs
+    fig, axes = plt.subplots(6, 2, figsize=(13, 9))
+    for k, ax in enumerate(axes.T.ravel()):
+        shown = np.isfinite(reference[:, k])
+        if shown.any():
+            lo, hi = t[shown][0], t[shown][-1]
+            ax.set_xlim(lo, hi)
+        ax.plot(t, reference[:, k], lw=0.9, color="k", label="reference")
+        ax.plot(t, estimate[:, k], lw=0.7, color="tab:red", label="digitized")
+        ax.set_ylabel(f"{lead_names[k]}\nmV", rotation=0, ha="right", va="center", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7, loc="upper right")
+    for ax in axes[-1]:
+        ax.set_xlabel("time (s)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_snr_by(summary: pd.DataFrame, x: str, label: str = "SNR (dB)"):
+    """Mean SNR (aligned and unaligned) against ``x`` (a column of ``summary`` or its index)."""
+    frame = summary.reset_index() if x not in summary.columns else summary
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(frame[x], frame["snr_db"], "o-", label="aligned (Challenge 2024)")
+    ax.plot(frame[x], frame["snr_db_unaligned"], "s--", label="unaligned")
+    ax.set_xlabel(x)
+    ax.set_ylabel(label)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_snr_per_lead(table: pd.DataFrame, by: str | None = None):
+    """Box plot of per-page SNR (dB) for each lead; one box colour per group of ``by``."""
+    fig, ax = plt.subplots(figsize=(12, 4))
+    finite = table.replace([np.inf, -np.inf], np.nan)
+    groups = [None] if by is None else sorted(finite[by].unique())
+    width = 0.8 / len(groups)
+    for g_i, g in enumerate(groups):
+        sub = finite if g is None else finite[finite[by] == g]
+        data = [sub.loc[sub["lead"] == lead, "snr_db"].dropna() for lead in LEAD_NAMES]
+        pos = np.arange(12) + g_i * width
+        bp = ax.boxplot(data, positions=pos, widths=width * 0.9, patch_artist=True,
+                        showfliers=False)
+        for box in bp["boxes"]:
+            box.set_facecolor(TRACE_COLOURS[(2 * g_i) % len(TRACE_COLOURS)])
+        if g is not None:
+            bp["boxes"][0].set_label(f"{by} = {g}")
+    ax.set_xticks(np.arange(12) + 0.4 - width / 2, LEAD_NAMES)
+    ax.set_ylabel("SNR (dB)")
+    ax.grid(alpha=0.3, axis="y")
+    if by is not None:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
