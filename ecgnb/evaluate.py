@@ -23,23 +23,41 @@ from .leads import LEAD_NAMES, canonical_lead
 from .metrics import record_metrics
 from .sources import read_record
 
-Digitizer = Callable[[np.ndarray], np.ndarray]
+Digitizer = Callable[[np.ndarray], object]
+
+
+def page_diagnostics(result) -> dict:
+    """Flat per-page diagnostics of a ``DigitizeResult``-like object (empty for a bare array).
+
+    ``px_per_mm`` (grid, from the page itself), ``skew_deg``, ``layout_confidence`` and the
+    median ``mm_per_mv`` of the calibration pulses found (10 on a standard print).
+    """
+    if not hasattr(result, "diagnostics"):
+        return {}
+    d = result.diagnostics()
+    pulses = [c["mm_per_mv"] for c in d.get("calibration", []) if c and "mm_per_mv" in c]
+    return {"px_per_mm": d["grid"]["px_per_mm"], "skew_deg": d["skew_deg"],
+            "layout_confidence": d["layout"]["confidence"],
+            "mm_per_mv": float(np.median(pulses)) if pulses else np.nan}
 
 
 def score_page(digitize: Digitizer, image: np.ndarray, reference: np.ndarray, fs: int) -> pd.DataFrame:
     """Per-lead metrics of one page; a digitizer error scores as an all-missing output.
 
-    The Challenge treats a missing output as 0 mV, so a failure costs SNR instead of vanishing
-    from the average. The table's ``error`` column keeps the reason.
+    ``digitize`` returns a signal ``(n, 12)`` mV or an object with ``.signal`` (and optionally
+    ``.diagnostics()``, kept as extra columns). The Challenge treats a missing output as 0 mV, so
+    a failure costs SNR instead of vanishing from the average; ``error`` keeps the reason.
     """
     start = time.perf_counter()
-    error = ""
+    error, extra = "", {}
     try:
-        estimate = digitize(image)
+        result = digitize(image)
+        estimate = getattr(result, "signal", result)
+        extra = page_diagnostics(result)
     except EcgnbError as exc:
         estimate, error = np.full_like(reference, np.nan), f"{type(exc).__name__}: {exc}"
     table = record_metrics(reference, estimate, fs)
-    return table.assign(seconds=time.perf_counter() - start, error=error)
+    return table.assign(seconds=time.perf_counter() - start, error=error, **extra)
 
 
 def score_dataset(digitize: Digitizer, index: pd.DataFrame, data_dir: Path, fs: int,
@@ -48,10 +66,10 @@ def score_dataset(digitize: Digitizer, index: pd.DataFrame, data_dir: Path, fs: 
     frames = []
     for row in tqdm(list(index.itertuples()), desc=desc, disable=not progress):
         rel = Path(row.path)
-        image, reference, _ = io.load_page(Path(data_dir) / rel.parent, rel.name)
+        image, reference, truth = io.load_page(Path(data_dir) / rel.parent, rel.name)
         frames.append(score_page(digitize, image, reference, fs).assign(
             page=row.page, record=row.record, origin=row.origin, split=row.split,
-            severity=row.severity))
+            severity=row.severity, true_px_per_mm=truth["px_per_mm"]))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -113,3 +131,21 @@ def summary_by(table: pd.DataFrame, by: str | list[str]) -> pd.DataFrame:
     out = finite.groupby(by)[cols].mean()
     out["pages"] = table.groupby(by)["page"].nunique()
     return out
+
+
+def geometry_check(table: pd.DataFrame, by: str = "severity") -> pd.DataFrame:
+    """How well the page's own grid and calibration pulses gave the scale, grouped by ``by``.
+
+    ``px_per_mm_error_pct``: mean |detected - true| / true px/mm, in %; ``mm_per_mv``: median
+    calibration-pulse height (10 mm/mV on a standard print); ``pulse_found``: share of pages
+    where at least one pulse was found.
+    """
+    pages = table.drop_duplicates("page").copy()
+    pages["px_per_mm_error_pct"] = 100 * (pages["px_per_mm"] - pages["true_px_per_mm"]).abs() \
+        / pages["true_px_per_mm"]
+    grouped = pages.groupby(by)
+    return pd.DataFrame({"px_per_mm_error_pct": grouped["px_per_mm_error_pct"].mean(),
+                         "mm_per_mv": grouped["mm_per_mv"].median(),
+                         "pulse_found": grouped["mm_per_mv"].apply(lambda s: s.notna().mean()),
+                         "seconds_per_page": grouped["seconds"].mean(),
+                         "pages": grouped.size()})

@@ -32,6 +32,17 @@ NOTEBOOK_OUTPUTS: dict[str, list[str]] = {
         "reports/{profile}/01_pages_by_severity.png",
         "reports/{profile}/01_dataset_summary.csv",
     ],
+    "02_digitizer": [
+        "reports/{profile}/02_preprocessing_clean.png",
+        "reports/{profile}/02_preprocessing_severe.png",
+        "reports/{profile}/02_reconstruction.png",
+        "reports/{profile}/02_snr_by_severity.png",
+        "reports/{profile}/02_snr_per_lead.png",
+        "reports/{profile}/02_baseline_scores.csv",
+        *[f"reports/{{profile}}/02_{t}.{ext}" for t in ("baseline_by_severity", "baseline_by_origin",
+                                                        "baseline_per_lead", "geometry", "eik_per_lead")
+          for ext in ("csv", "md")],
+    ],
 }
 
 PACKAGES = ("numpy", "scipy", "matplotlib", "wfdb", "neurokit2", "opencv-python-headless",

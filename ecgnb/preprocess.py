@@ -47,11 +47,13 @@ def load_image(path: str | Path) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 def _closing_kernel(shape: tuple[int, ...]) -> int:
-    """Odd kernel size (px) wider than any trace or grid line: about 1/150 of the short side.
+    """Odd kernel size (px) wider than any trace or grid line: about 1/60 of the short side.
 
-    Fixed from the image size because px/mm is not known yet (1.4 mm on a 200-dpi letter page).
+    Fixed from the image size because px/mm is not known yet (3.6 mm on a 200-dpi letter page):
+    wider than a dense, noisy trace band (which a narrower kernel would mistake for paper), and
+    narrower than wrinkle shadows, which must stay in the background.
     """
-    k = max(7, int(round(min(shape[:2]) / 150)))
+    k = max(7, int(round(min(shape[:2]) / 60)))
     return k | 1
 
 
@@ -69,6 +71,16 @@ def darkness(image: np.ndarray) -> np.ndarray:
     return np.clip(1.0 - img / np.maximum(bg, 1.0), 0.0, 1.0)
 
 
+def channel_min(a: np.ndarray) -> np.ndarray:
+    """``a.min(axis=2)`` for 3 channels, several times faster than numpy's strided reduction."""
+    return np.minimum(np.minimum(a[..., 0], a[..., 1]), a[..., 2])
+
+
+def channel_max(a: np.ndarray) -> np.ndarray:
+    """``a.max(axis=2)`` for 3 channels (see ``channel_min``)."""
+    return np.maximum(np.maximum(a[..., 0], a[..., 1]), a[..., 2])
+
+
 def grid_strength(dark: np.ndarray) -> np.ndarray:
     """``(H, W)`` float32 map of grid-line evidence from a ``darkness`` map.
 
@@ -76,7 +88,7 @@ def grid_strength(dark: np.ndarray) -> np.ndarray:
     spread ``max - min`` over channels measures that. For grey grids the spread is 0, so faint
     achromatic lines (darker than noise, lighter than trace ink) count too.
     """
-    dmax, dmin = dark.max(axis=2), dark.min(axis=2)
+    dmax, dmin = channel_max(dark), channel_min(dark)
     colour = dmax - dmin
     grey = np.where((dmin > 0.08) & (dmin < TRACE_DARKNESS), dmin, 0.0)
     return np.maximum(colour, grey).astype(np.float32)
@@ -117,8 +129,10 @@ def estimate_skew(gray: np.ndarray, max_deg: float = MAX_SKEW_DEG) -> float:
     0.5 deg steps then 0.05 deg steps.
     """
     if gray.ndim == 3:
-        gray = _line_evidence(gray)
-    small = cv2.resize(gray, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+        gray = _line_evidence(cv2.resize(gray, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA))
+    else:
+        gray = cv2.resize(gray, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    small = gray
     thr = np.quantile(small, 0.9)
     ys, xs = np.nonzero(small > max(thr, 1e-3))
     if ys.size < 100:
@@ -138,7 +152,7 @@ def estimate_skew(gray: np.ndarray, max_deg: float = MAX_SKEW_DEG) -> float:
 def _line_evidence(image: np.ndarray) -> np.ndarray:
     """Grid evidence plus trace ink, ``(H, W)`` float32: what skew estimation aligns."""
     dark = darkness(image)
-    return np.maximum(grid_strength(dark), dark.min(axis=2))
+    return np.maximum(grid_strength(dark), channel_min(dark))
 
 
 def rotate(image: np.ndarray, angle_deg: float) -> np.ndarray:
@@ -158,7 +172,8 @@ def deskew(image: np.ndarray, max_deg: float = MAX_SKEW_DEG) -> tuple[np.ndarray
     Rotation only; perspective is not corrected (the grid period is measured separately along x
     and y, which absorbs mild anisotropic scaling).
     """
-    angle = estimate_skew(_line_evidence(image), max_deg)
+    # Half resolution is plenty for line directions and 4x cheaper.
+    angle = estimate_skew(image, max_deg)
     if abs(angle) < 0.02:  # below what the search resolves: avoid a needless resampling blur
         return image, 0.0
     return rotate(image, -angle), angle
@@ -222,29 +237,33 @@ def grid_period(profile: np.ndarray) -> tuple[float, float]:
         return 0.0, 0.0
     best = ac[cand].max()
     first = float(cand[ac[cand] >= 0.35 * best][0])
-    # Is ``first`` the minor period (then 5x is a stronger peak) or already the major one?
+    # Is ``first`` the minor period or already the major one (faint minor lines)? A period over
+    # the largest plausible px/mm must be major; otherwise look for a minor peak at first / 5.
     minor = first
-    if first / 5 >= lo:
+    if first > hi:
+        minor = first / 5
+    elif first / 5 >= lo:
         p5, h5 = _peak(ac, first / 5, 0.15 * first / 5)
-        if h5 > 0.1 and h5 > ac[int(round(first / 10))]:
+        if h5 - ac[int(round(first / 10))] > 0.03:
             minor = p5
     major, strength = _peak(ac, 5 * minor, 0.1 * 5 * minor)
-    if minor > hi or major <= 0:
+    if not lo <= minor <= hi:
         return 0.0, 0.0
     # Refine on the farthest whole multiple of the major period that fits in a quarter profile.
     k = max(1, int(ac.size / 4 // major))
     far, _ = _peak(ac, k * major, 0.3 * minor)
-    return far / k / PAPER.major_mm * PAPER.minor_mm * 5 / 5 if False else far / (k * PAPER.major_mm), strength
+    return far / (k * PAPER.major_mm), strength
 
 
-def detect_grid(image: np.ndarray) -> GridInfo:
+def detect_grid(image: np.ndarray, dark: np.ndarray | None = None) -> GridInfo:
     """Measure the grid of an upright page: px/mm along x and y, line colour and confidence.
 
     px/mm comes from the autocorrelation of the grid-evidence map projected on each axis. With no
     periodic grid (grey, faint, absent) ``found`` is False, confidence is low and px/mm falls back to
-    a 200-dpi page so callers can still proceed, and ``notes`` says so.
+    a 200-dpi page so callers can still proceed, and ``notes`` says so. ``dark`` is
+    ``darkness(image)`` when the caller already has it.
     """
-    g = grid_strength(darkness(image))
+    g = grid_strength(darkness(image) if dark is None else dark)
     ppm_x, sx = grid_period(g.mean(axis=0))
     ppm_y, sy = grid_period(g.mean(axis=1))
     notes: list[str] = []
@@ -270,3 +289,336 @@ def _grid_colour(image: np.ndarray, g: np.ndarray) -> tuple[int, int, int]:
     if sel.size == 0:
         return (255, 255, 255)
     return tuple(int(v) for v in np.median(sel, axis=0))
+
+
+# --------------------------------------------------------------------------------------------
+# Trace separation
+# --------------------------------------------------------------------------------------------
+
+def remove_grid(image: np.ndarray, grid: GridInfo | None = None,
+                threshold: float = TRACE_DARKNESS, dark: np.ndarray | None = None) -> np.ndarray:
+    """Boolean ``(H, W)`` trace mask: grid, paper, shading and colour removed, dark ink kept.
+
+    Colour separation: the trace is dark in *every* channel, a coloured grid only in some, so the
+    smallest per-channel relative darkness keeps the trace and drops the grid. Relative darkness
+    (against the local paper, see ``darkness``) is what makes the threshold adaptive: a trace in a
+    wrinkle shadow is as dark relative to its surroundings as one on clean paper. For a grey grid
+    (``grid.colour`` achromatic) the threshold is raised above the grid lines' own darkness.
+    ``dark`` is ``darkness(image)`` when the caller already has it.
+    """
+    dark = darkness(image) if dark is None else dark
+    dmin = channel_min(dark)
+    if grid is not None and grid.found and max(grid.colour) - min(grid.colour) < 40:
+        # Grey grid: its lines are dark in all channels too; keep only what is clearly darker.
+        line = float(np.quantile(grid_strength(dark)[::4, ::4], 0.99))
+        threshold = max(threshold, min(0.8, line + 0.15))
+    return dmin > threshold
+
+
+def denoise(mask: np.ndarray, px_per_mm: float, min_area_mm2: float = 0.15,
+            border_mm: float = 2.0) -> np.ndarray:
+    """Drop specks and page edges from a trace mask.
+
+    Components (8-connected) under ``min_area_mm2`` (mm^2) are JPEG or scanner noise, not trace
+    (a trace piece 0.25 mm wide and 1 mm long is already 0.25 mm^2). Ink within ``border_mm``
+    (mm) of the image edge is dropped: there it is the scan's edge or rotation fill, and a long
+    straight edge would otherwise look like a perfect flat trace.
+    """
+    mask = mask.copy()
+    b = int(round(border_mm * px_per_mm))
+    if b > 0:
+        mask[:b], mask[-b:], mask[:, :b], mask[:, -b:] = False, False, False, False
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    min_px = max(2, int(round(min_area_mm2 * px_per_mm ** 2)))
+    keep = stats[:, cv2.CC_STAT_AREA] >= min_px
+    keep[0] = False  # label 0 is the background
+    return keep[labels]
+
+
+# --------------------------------------------------------------------------------------------
+# Layout
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class RowInfo:
+    """One printed row of traces."""
+
+    index: int                  # 0 = top row
+    baseline_y: float           # px, 0 mV level (calibration-pulse base if found, else ink peak)
+    y0: float                   # px, top of the band searched for this row's trace
+    y1: float                   # px, bottom of that band
+    ink_x0: float               # px, where this row's ink starts (pulse included)
+    ink_x1: float               # px, where it ends
+    coverage: float             # 0..1, share of the trace span with ink near the baseline
+    calibration: dict | None = None  # see detect_calibration
+
+
+@dataclass
+class PanelBox:
+    """Where one ``ecgnb.layouts.Panel`` sits on the upright page (all px)."""
+
+    lead: str
+    row: int
+    col: int
+    rhythm: bool
+    t0_s: float                 # s, record time at x0
+    t1_s: float                 # s, record time at x1
+    x0: float
+    x1: float
+    y0: float
+    y1: float
+    baseline_y: float
+
+
+@dataclass
+class LayoutInfo:
+    """The layout found on a page: rows, the time axis and one box per panel."""
+
+    name: str
+    rows: list[RowInfo]
+    x_start: float              # px, x of t = 0 s
+    x_end: float                # px, x of t = duration
+    panels: list[PanelBox]
+    confidence: float           # 0..1
+    candidates: dict[str, float] = field(default_factory=dict)  # layout -> confidence ("auto")
+
+
+def _smooth(p: np.ndarray, sigma: float) -> np.ndarray:
+    return cv2.GaussianBlur(p.astype(np.float64).reshape(-1, 1), (1, 0), sigmaX=0,
+                            sigmaY=max(sigma, 0.5)).ravel()
+
+
+def row_candidates(mask: np.ndarray, grid: GridInfo) -> list[tuple[float, float]]:
+    """``[(y px, strength)]`` of horizontal ink bands: peaks of the row-wise ink projection.
+
+    Projected over the central 60% of the width, which every layout fills with trace, so page
+    borders and margin text do not count. Peaks closer than 8 mm are one row.
+    """
+    from scipy.signal import find_peaks
+
+    h, w = mask.shape
+    prof = _smooth(mask[:, int(0.2 * w):int(0.8 * w)].sum(axis=1), 0.5 * grid.px_per_mm_y)
+    peaks, props = find_peaks(prof, distance=max(1, int(8 * grid.px_per_mm_y)),
+                              height=0.02 * 0.6 * w)
+    return [(float(p), float(hh)) for p, hh in zip(peaks, props["peak_heights"])]
+
+
+def _row_ink(mask: np.ndarray, y: float, grid: GridInfo, half_mm: float = 4.0) -> np.ndarray:
+    """Per-column bool: ink within +-``half_mm`` (mm) of ``y``, where trace spends most time."""
+    h = mask.shape[0]
+    r = int(half_mm * grid.px_per_mm_y)
+    return mask[max(0, int(y) - r):min(h, int(y) + r + 1)].any(axis=0)
+
+
+def _time_axis(inked_rows: list[np.ndarray], grid: GridInfo,
+               duration_s: float) -> tuple[float, float]:
+    """``(x_start, x_end)`` px of t = 0 and t = duration on the page.
+
+    The span is fixed by the 25 mm/s paper speed and the measured px/mm; its position is the
+    window of that width holding the most inked row-columns (``sum(f - 0.5)``, ``f`` the share of
+    rows with ink near their baseline in each column). On ties (a calibration pulse left of the
+    trace is inked too) the rightmost window wins, since every row ends with trace.
+    """
+    f = np.mean(inked_rows, axis=0) - 0.5
+    w_exact = duration_s * PAPER.speed_mm_s * grid.px_per_mm_x
+    w = int(round(w_exact))
+    if w >= f.size:
+        return 0.0, float(w_exact)
+    c = np.concatenate([[0.0], np.cumsum(f)])
+    sums = c[w:] - c[:-w]            # sums[i] = window [i, i + w)
+    best = int(np.flatnonzero(sums >= sums.max() - 1e-9)[-1])
+    # Refine to sub-pixel: centre the span on the inked columns at the window's two ends.
+    m = 3
+    lo = np.flatnonzero(f[max(0, best - m):best + m + 1] > 0)
+    hi = np.flatnonzero(f[best + w - 1 - m:best + w + m] > 0)
+    if lo.size and hi.size:
+        first, last = max(0, best - m) + lo[0], best + w - 1 - m + hi[-1]
+        x_start = 0.5 * (first + last) - 0.5 * (w_exact - grid.px_per_mm_x * PAPER.speed_mm_s / 500)
+        if abs(x_start - best) <= 2.0:  # a ragged end (trace gap, label) must not drag the axis
+            return float(x_start), float(x_start + w_exact)
+    return float(best), float(best + w_exact)
+
+
+def detect_layout(mask: np.ndarray, grid: GridInfo, layout: str = "3x4+1",
+                  duration_s: float = 10.0) -> LayoutInfo:
+    """Find the rows and panels of ``layout`` on an upright trace ``mask``.
+
+    ``layout="auto"`` tries every layout in ``ecgnb.layouts.LAYOUTS`` and keeps the most
+    confident (ties go to the earlier, more common, entry). Raises ``LayoutError`` for an unknown
+    layout name or a page whose ink rows do not match, and ``ImageError`` when there is neither a
+    grid nor trace-like ink (not an ECG page).
+    """
+    if layout == "auto":
+        return _detect_auto(mask, grid, duration_s)
+    try:
+        get_layout(layout)
+    except ValueError as exc:
+        raise LayoutError(str(exc)) from None
+    cands = row_candidates(mask, grid)
+    if not cands and not grid.found:
+        raise ImageError("not an ECG page: no grid and no trace-like ink found")
+    n = n_rows(layout)
+    if len(cands) < n:
+        raise LayoutError(f"layout {layout!r} needs {n} trace rows but the page shows "
+                          f"{len(cands)}; try layout='auto' or check the image")
+    rows = _pick_rows(mask, grid, cands, n)
+    x_start, x_end = _time_axis([_row_ink(mask, r.baseline_y, grid) for r in rows], grid,
+                                duration_s)
+    for r in rows:
+        r.coverage = _coverage(mask, r.baseline_y, x_start, x_end, grid)
+        r.calibration = detect_calibration(mask, r, grid, x_start)
+        if r.calibration is not None:
+            r.baseline_y = r.calibration["base_y"]
+    extra = [c for c in cands if all(abs(c[0] - r.baseline_y) > 8 * grid.px_per_mm_y
+                                     for r in rows)]
+    extra_cov = max((_coverage(mask, y, x_start, x_end, grid) for y, _ in extra), default=0.0)
+    conf = float(min(r.coverage for r in rows) * (1.0 - 0.5 * (extra_cov > 0.8)))
+    if min(r.coverage for r in rows) < 0.3:
+        raise LayoutError(f"page does not look like layout {layout!r}: row ink coverage "
+                          f"{[round(r.coverage, 2) for r in rows]}; try layout='auto'")
+    if not grid.found and conf < 0.6:
+        raise ImageError("not an ECG page: no grid and no continuous trace rows found")
+    return LayoutInfo(name=layout, rows=rows, x_start=x_start, x_end=x_end,
+                      panels=_panel_boxes(layout, rows, x_start, x_end, duration_s, mask.shape[0]),
+                      confidence=conf)
+
+
+def _coverage(mask, y, x_start, x_end, grid) -> float:
+    """Share of columns in ``[x_start, x_end]`` with ink within +-4 mm of ``y``."""
+    inked = _row_ink(mask, y, grid)
+    a, b = max(0, int(x_start)), min(mask.shape[1], int(x_end) + 1)
+    return float(inked[a:b].mean()) if b > a else 0.0
+
+
+def _pick_rows(mask, grid, cands, n) -> list[RowInfo]:
+    """The ``n`` candidate rows with the most inked columns (trace rows span the page)."""
+    scored = sorted(((float(_row_ink(mask, y, grid).mean()), y) for y, _ in cands), reverse=True)
+    ys = sorted(y for _, y in scored[:n])
+    spacing = float(np.median(np.diff(ys))) if n > 1 else 30 * grid.px_per_mm_y
+    rows = []
+    for i, y in enumerate(ys):
+        # Search band: up to the neighbouring rows' baselines (tall QRS complexes reach them).
+        up = ys[i - 1] if i > 0 else max(0.0, y - 1.0 * spacing)
+        down = ys[i + 1] if i < n - 1 else min(mask.shape[0] - 1.0, y + 0.7 * spacing)
+        inked = np.flatnonzero(_row_ink(mask, y, grid))
+        rows.append(RowInfo(index=i, baseline_y=y, y0=up, y1=down,
+                            ink_x0=float(inked[0]) if inked.size else 0.0,
+                            ink_x1=float(inked[-1]) if inked.size else 0.0, coverage=0.0))
+    return rows
+
+
+def _panel_boxes(layout, rows, x_start, x_end, duration_s, height) -> list[PanelBox]:
+    """One box per panel of ``layout``: columns split the time axis evenly."""
+    out = []
+    for p in panels(layout, duration_s):
+        r = rows[p.row]
+        span = (x_end - x_start) / p.n_cols
+        x0 = x_start + p.col * span
+        out.append(PanelBox(lead=p.lead, row=p.row, col=p.col, rhythm=p.rhythm, t0_s=p.t0_s,
+                            t1_s=p.t1_s, x0=x0, x1=x0 + span, y0=r.y0, y1=r.y1,
+                            baseline_y=r.baseline_y))
+    return out
+
+
+def _detect_auto(mask, grid, duration_s) -> LayoutInfo:
+    """Try every known layout; keep the most confident (first in ``LAYOUTS`` on ties)."""
+    results: dict[str, LayoutInfo] = {}
+    errors = []
+    for name in LAYOUTS:
+        try:
+            results[name] = detect_layout(mask, grid, name, duration_s)
+        except LayoutError as exc:
+            errors.append(f"{name}: {exc}")
+    if not results:
+        raise LayoutError("no known layout fits this page:\n  " + "\n  ".join(errors))
+    scores = {k: v.confidence for k, v in results.items()}
+    best = max(results, key=lambda k: (round(scores[k], 2), -list(LAYOUTS).index(k)))
+    out = results[best]
+    out.candidates = scores
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Calibration pulse
+# --------------------------------------------------------------------------------------------
+
+def detect_calibration(mask: np.ndarray, row: RowInfo, grid: GridInfo,
+                       x_start: float | None = None) -> dict | None:
+    """Find the 1 mV x 0.2 s rectangular pulse at the start of ``row``; None if there is none.
+
+    Searched from 15 mm left of ``x_start`` (px, t = 0) to 1 mm right of it,  12 mm above to 3 mm below the row's ink peak:
+    the pulse is two vertical strokes joined by a flat top. Returns px positions (``x0``, ``x1``,
+    ``top_y``, ``base_y``) and the measured ``height_mm``, ``width_mm`` and ``mm_per_mv`` (10 on a
+    standard print; the pulse is 1 mV high).
+    """
+    ppx, ppy = grid.px_per_mm_x, grid.px_per_mm_y
+    x_t0 = x_start if x_start is not None else row.ink_x0 + 10 * ppx
+    xa, xb = int(max(0, x_t0 - 15 * ppx)), int(min(mask.shape[1], x_t0 + 1 * ppx))
+    ya, yb = int(max(0, row.baseline_y - 14 * ppy)), int(min(mask.shape[0], row.baseline_y + 3 * ppy))
+    if xb - xa < 3 * ppx or yb <= ya:
+        return None
+    sub = mask[ya:yb, xa:xb]
+    tall = sub.sum(axis=0) >= 6 * ppy  # columns with >= 6 mm of ink: the pulse's vertical strokes
+    strokes = _clusters(np.nonzero(tall)[0])
+    # Pairs of strokes 3-8 mm apart (0.2 s at 25 mm/s is 5 mm); the pair nearest t = 0 wins.
+    pairs = [(l0, r1) for i, (l0, _) in enumerate(strokes) for (_, r1) in strokes[i + 1:]
+             if 3.0 <= (r1 - l0) / ppx <= 8.0]
+    if not pairs:
+        return None
+    left, right = max(pairs, key=lambda p: p[1])
+    width_mm = (right - left) / ppx
+    mid = sub[:, left + 2:right - 1]
+    top_y = ya + _median_run_centre(mid, first=True)
+    bottom = max(np.nonzero(sub[:, left])[0][-1], np.nonzero(sub[:, right])[0][-1])
+    # The 0 mV level is the centre of the flat ink just outside the strokes (pulse foot or trace),
+    # falling back to the strokes' bottom when nothing is drawn there.
+    feet = [sub[:, c] for c in (left - 2, left - 3, right + 2, right + 3) if 0 <= c < sub.shape[1]]
+    centres = [_run_centre_near(f, bottom, 1.0 * ppy) for f in feet]
+    centres = [c for c in centres if c is not None]
+    base_y = ya + (float(np.median(centres)) if centres else float(bottom))
+    height_mm = (base_y - top_y) / ppy
+    if height_mm < 4.0:
+        return None
+    return {"x0": float(xa + left), "x1": float(xa + right), "top_y": top_y, "base_y": base_y,
+            "height_mm": height_mm, "width_mm": float(width_mm), "mm_per_mv": height_mm / 1.0}
+
+
+def _clusters(cols: np.ndarray) -> list[tuple[int, int]]:
+    """Runs of consecutive column indices as ``[(first, last)]``."""
+    if cols.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(cols) > 1)
+    starts = np.concatenate([[cols[0]], cols[breaks + 1]])
+    ends = np.concatenate([cols[breaks], [cols[-1]]])
+    return list(zip(starts.tolist(), ends.tolist()))
+
+
+def _median_run_centre(region: np.ndarray, first: bool) -> float:
+    """Median over columns of the centre (px) of each column's first (or last) ink run."""
+    centres = []
+    for col in region.T:
+        ys = np.nonzero(col)[0]
+        if ys.size == 0:
+            continue
+        runs = np.split(ys, np.flatnonzero(np.diff(ys) > 1) + 1)
+        run = runs[0] if first else runs[-1]
+        centres.append(0.5 * (run[0] + run[-1]))
+    return float(np.median(centres)) if centres else float("nan")
+
+
+def _run_centre_near(col: np.ndarray, y: float, tol: float) -> float | None:
+    """Centre (px) of the ink run in ``col`` nearest to ``y``, if within ``tol`` px of it."""
+    ys = np.nonzero(col)[0]
+    if ys.size == 0:
+        return None
+    runs = np.split(ys, np.flatnonzero(np.diff(ys) > 1) + 1)
+    centres = np.array([0.5 * (r[0] + r[-1]) for r in runs])
+    best = centres[np.argmin(np.abs(centres - y))]
+    return float(best) if abs(best - y) <= tol else None
+
+
+def _pen_width(region: np.ndarray) -> float:
+    """Median vertical run length (px) of ink columns in ``region``: the pen width of flat lines."""
+    runs = region.sum(axis=0)
+    runs = runs[(runs > 0) & (runs < np.median(runs[runs > 0]) * 3 + 1)] if runs.any() else runs
+    return float(np.median(runs)) if runs.size else 1.0

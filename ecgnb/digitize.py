@@ -1,0 +1,404 @@
+"""Classical (no learning) digitizer: page image -> 12-lead signal, plus the ``digitize`` command.
+
+Pipeline (each step in ``ecgnb.preprocess``): deskew -> grid (px/mm) -> trace mask -> layout
+(rows, time axis, panels, calibration pulses) -> per panel, follow the trace column by column with
+dynamic programming over ink runs -> px to mV (10 mm/mV) and s (25 mm/s) -> resample to ``fs``.
+
+Output signals are ``(n_samples, 12)`` mV in ``ecgnb.leads.LEAD_NAMES`` order, NaN where the page
+shows no sample of that lead (a 3x4 page shows each short lead for 2.5 s only).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import preprocess as pp
+from .errors import EcgnbError, ImageError, LayoutError, MissingInputError
+from .io import commit_files, staging_dir, write_png, write_wfdb, write_json
+from .leads import LEAD_INDEX, LEAD_NAMES
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+EDGE_HOLD_S = 0.1     # s: at a panel's ends, samples this close to found ink repeat its value
+BASELINE_PULL = 0.02  # DP cost per mm of distance from the row baseline (keeps to its own row)
+SKIP_MM = 1.0         # DP cost (mm-equivalent) of skipping one column without ink on the path
+
+
+@dataclass
+class DigitizeResult:
+    """A digitized page and the diagnostics a notebook or overlay needs."""
+
+    signal: np.ndarray          # (n_samples, 12) mV, NaN where the page shows no sample
+    fs: float                   # Hz
+    lead_names: tuple[str, ...]
+    skew_deg: float             # deg (CCW) removed by deskew
+    grid: pp.GridInfo
+    layout: pp.LayoutInfo
+    traces: dict[int, np.ndarray] = field(default_factory=dict)  # panel index -> (n, 2) x,y px
+    upright: np.ndarray | None = None  # the deskewed page the boxes and traces refer to
+
+    def diagnostics(self) -> dict:
+        """Plain-JSON summary: grid, skew, layout confidence, calibration, panel boxes (px)."""
+        g, lay = self.grid, self.layout
+        return {
+            "skew_deg": self.skew_deg,
+            "grid": {"px_per_mm": g.px_per_mm, "px_per_mm_x": g.px_per_mm_x,
+                     "px_per_mm_y": g.px_per_mm_y, "colour": list(g.colour),
+                     "confidence": g.confidence, "found": g.found, "notes": g.notes},
+            "layout": {"name": lay.name, "confidence": lay.confidence,
+                       "candidates": lay.candidates, "x_start": lay.x_start, "x_end": lay.x_end},
+            "calibration": [r.calibration for r in lay.rows],
+            "panels": [{"lead": p.lead, "row": p.row, "col": p.col, "rhythm": p.rhythm,
+                        "bbox": [p.x0, p.y0, p.x1, p.y1], "baseline_y": p.baseline_y}
+                       for p in lay.panels],
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Following the trace in one panel
+# --------------------------------------------------------------------------------------------
+
+def column_runs(mask: np.ndarray) -> list[np.ndarray]:
+    """Vertical ink runs of each column of ``mask`` ``(h, w)``: a list of ``(k, 2)`` [top, bottom]."""
+    m = mask.astype(np.int8)
+    pad = np.zeros((1, m.shape[1]), np.int8)
+    d = np.diff(np.vstack([pad, m, pad]), axis=0)   # (h+1, w): +1 at run tops, -1 below bottoms
+    sx, sy = np.nonzero(d.T == 1)
+    _, ey = np.nonzero(d.T == -1)
+    bounds = np.searchsorted(sx, np.arange(m.shape[1] + 1))
+    runs = np.stack([sy, ey - 1], axis=1)
+    return [runs[bounds[i]:bounds[i + 1]] for i in range(m.shape[1])]
+
+
+def follow_trace(runs: list[np.ndarray], baseline: float, px_per_mm: float,
+                 skip_mm: float = SKIP_MM, max_states: int = 16) -> list[int | None]:
+    """Pick one ink run per column (index into ``runs[x]``, None where the path skips a column).
+
+    Dynamic programming (Viterbi) over runs: moving from one run to the next costs the vertical
+    gap between them in mm (0 when they touch, as a continuous trace does), plus a small pull
+    towards the row baseline so the path stays on its own row when rows overlap. A column may
+    be skipped for ``skip_mm`` (mm-equivalent) -- the path keeps its last run -- so a faint or
+    broken trace is bridged instead of jumping to a neighbouring row's ink.
+    """
+    # States: (top px, bottom px, cost, back-pointer into previous states, run index or -1).
+    top = bot = cost = None
+    history: list[tuple[np.ndarray, np.ndarray]] = []  # per column: (back-pointers, run index)
+    for r in runs:
+        if top is None:
+            if r.size:
+                top, bot = r[:, 0].astype(float), r[:, 1].astype(float)
+                cost = BASELINE_PULL * np.abs(0.5 * (top + bot) - baseline) / px_per_mm
+                history.append((np.full(len(r), -1), np.arange(len(r))))
+            else:
+                history.append((np.zeros(0, int), np.zeros(0, int)))
+            continue
+        n_prev = top.size
+        carry_cost = cost + skip_mm
+        if r.size:
+            gap = np.maximum(0.0, np.maximum(r[None, :, 0] - bot[:, None], top[:, None] - r[None, :, 1]))
+            total = cost[:, None] + gap / px_per_mm
+            bp = np.argmin(total, axis=0)
+            centre = 0.5 * (r[:, 0] + r[:, 1])
+            new_cost = total[bp, np.arange(len(r))] + BASELINE_PULL * np.abs(centre - baseline) / px_per_mm
+            top = np.concatenate([r[:, 0].astype(float), top])
+            bot = np.concatenate([r[:, 1].astype(float), bot])
+            cost = np.concatenate([new_cost, carry_cost])
+            back = np.concatenate([bp, np.arange(n_prev)])
+            run_idx = np.concatenate([np.arange(len(r)), np.full(n_prev, -1)])
+        else:
+            cost, back, run_idx = carry_cost, np.arange(n_prev), np.full(n_prev, -1)
+        if cost.size > max_states:  # prune: only the cheapest paths can still win
+            keep = np.argsort(cost, kind="stable")[:max_states]
+            top, bot, cost, back, run_idx = top[keep], bot[keep], cost[keep], back[keep], run_idx[keep]
+        history.append((back, run_idx))
+    choice: list[int | None] = [None] * len(runs)
+    if cost is None:
+        return choice
+    j = int(np.argmin(cost))
+    for x in range(len(runs) - 1, -1, -1):
+        back, run_idx = history[x]
+        if back.size == 0:
+            continue
+        choice[x] = int(run_idx[j]) if run_idx[j] >= 0 else None
+        j = int(back[j])
+        if j < 0:
+            break
+    return choice
+
+
+def trace_points(runs: list[np.ndarray], choice: list[int | None], pen: float) -> np.ndarray:
+    """Polyline ``(n, 2)`` of (x, y) px, one point per traced column, keeping peaks.
+
+    A column's run spans everything the trace covers in that column: on a slope the trace passes
+    through the run's middle, but at a peak (the run's top is higher than both neighbours') or a
+    trough (bottom lower than both) the extreme end is the signal's value there. Run ends are
+    pulled in by half the pen width ``pen`` (px) so extremes are not inflated by the line width.
+    """
+    cols = [x for x, j in enumerate(choice) if j is not None]
+    if not cols:
+        return np.zeros((0, 2))
+    seg = np.array([runs[x][choice[x]] for x in cols], dtype=float)
+    a = seg[:, 0] + pen / 2
+    b = np.maximum(seg[:, 1] - pen / 2, a)
+    a = np.minimum(a, b)
+    y = 0.5 * (a + b)
+    a_prev, a_next = np.r_[a[0], a[:-1]], np.r_[a[1:], a[-1]]
+    b_prev, b_next = np.r_[b[0], b[:-1]], np.r_[b[1:], b[-1]]
+    tall = (b - a) > pen  # flat segments keep their middle; pen noise is not a peak
+    peak = tall & (a <= a_prev) & (a <= a_next)
+    trough = tall & (b >= b_prev) & (b >= b_next)
+    # A column holding both a peak and a trough: keep the end farther from the neighbours' level.
+    both = peak & trough
+    ref = 0.5 * (np.r_[y[0], y[:-1]] + np.r_[y[1:], y[-1]])
+    y = np.where(peak, a, y)
+    y = np.where(trough, b, y)
+    y = np.where(both, np.where(ref - a > b - ref, a, b), y)
+    return np.stack([np.asarray(cols, dtype=float), y], axis=1)
+
+
+def panel_signal(points: np.ndarray, box: pp.PanelBox, grid: pp.GridInfo, fs: float,
+                 gain_mm_mv: float = pp.PAPER.gain_mm_mv,
+                 speed_mm_s: float = pp.PAPER.speed_mm_s) -> tuple[np.ndarray, np.ndarray]:
+    """``(sample indices, mV)`` of one panel from its polyline (page px, upright).
+
+    x -> time with ``speed_mm_s`` (mm/s) and px/mm along x; y -> mV relative to the panel's
+    baseline with ``gain_mm_mv`` (mm/mV). Samples farther than ``EDGE_HOLD_S`` from any traced
+    point at the panel's ends stay NaN.
+    """
+    n0, n1 = int(round(box.t0_s * fs)), int(round(box.t1_s * fs))
+    idx = np.arange(n0, n1)
+    xs = box.x0 + (idx / fs - box.t0_s) * speed_mm_s * grid.px_per_mm_x
+    if len(points) < 2:
+        return idx, np.full(idx.size, np.nan)
+    mv = (box.baseline_y - points[:, 1]) / (gain_mm_mv * grid.px_per_mm_y)
+    out = np.interp(xs, points[:, 0], mv)
+    hold = EDGE_HOLD_S * speed_mm_s * grid.px_per_mm_x
+    out[(xs < points[0, 0] - hold) | (xs > points[-1, 0] + hold)] = np.nan
+    return idx, out
+
+
+def extract_panel(mask: np.ndarray, box: pp.PanelBox, grid: pp.GridInfo, pen: float) -> np.ndarray:
+    """Polyline ``(n, 2)`` (x, y) page px of the trace inside ``box`` of the upright ``mask``."""
+    h, w = mask.shape
+    x0, x1 = max(0, int(np.floor(box.x0))), min(w, int(np.ceil(box.x1)) + 1)
+    y0, y1 = max(0, int(box.y0)), min(h, int(box.y1) + 1)
+    runs = column_runs(mask[y0:y1, x0:x1])
+    choice = follow_trace(runs, box.baseline_y - y0, grid.px_per_mm_y)
+    pts = trace_points(runs, choice, pen)
+    return pts + np.array([x0, y0], dtype=float) if len(pts) else pts
+
+
+def pen_width(mask: np.ndarray, layout: pp.LayoutInfo) -> float:
+    """Typical vertical thickness (px) of flat trace segments: the median short run near baselines."""
+    lens = []
+    for r in layout.rows:
+        y = int(r.baseline_y)
+        band = mask[max(0, y - 20):y + 21, int(max(0, layout.x_start)):int(layout.x_end)]
+        for run in column_runs(band):
+            lens.extend((run[:, 1] - run[:, 0] + 1).tolist())
+    lens = np.asarray(lens)
+    return float(np.median(lens[lens <= np.quantile(lens, 0.5)])) if lens.size else 1.0
+
+
+# --------------------------------------------------------------------------------------------
+# One page
+# --------------------------------------------------------------------------------------------
+
+def digitize_image(image: np.ndarray, layout: str = "3x4+1", fs: float = 500,
+                   duration_s: float = 10.0) -> DigitizeResult:
+    """Digitize one RGB page ``(H, W, 3)`` uint8 into a ``(round(fs*duration_s), 12)`` mV signal.
+
+    Lead II (or any lead with a rhythm strip) is taken from its full-length strip; the short panel
+    only fills samples the strip missed. Raises ``ImageError`` (not an ECG page) or
+    ``LayoutError`` (page does not match ``layout``).
+    """
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ImageError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+    upright, skew = pp.deskew(image)
+    dark = pp.darkness(upright)  # shared by grid and trace detection (the costliest map)
+    grid = pp.detect_grid(upright, dark)
+    mask = pp.denoise(pp.remove_grid(upright, grid, dark=dark), grid.px_per_mm)
+    lay = pp.detect_layout(mask, grid, layout, duration_s)
+    pen = pen_width(mask, lay)
+    n = int(round(fs * duration_s))
+    signal = np.full((n, len(LEAD_NAMES)), np.nan)
+    traces = {}
+    # Rhythm strips first, so they own their lead; short panels fill only what is still NaN.
+    order = sorted(range(len(lay.panels)), key=lambda i: not lay.panels[i].rhythm)
+    for i in order:
+        box = lay.panels[i]
+        pts = extract_panel(mask, box, grid, pen)
+        traces[i] = pts
+        idx, mv = panel_signal(pts, box, grid, fs)
+        keep = idx < n
+        col = signal[:, LEAD_INDEX[box.lead]]
+        target = idx[keep]
+        fill = np.isnan(col[target])
+        col[target[fill]] = mv[keep][fill]
+    return DigitizeResult(signal=signal, fs=float(fs), lead_names=LEAD_NAMES, skew_deg=skew,
+                          grid=grid, layout=lay, traces=traces, upright=upright)
+
+
+def overlay(result: DigitizeResult) -> np.ndarray:
+    """The upright page with panel boxes (blue) and extracted traces (green) drawn on it, RGB."""
+    img = (result.upright if result.upright is not None else np.zeros((10, 10, 3), np.uint8)).copy()
+    img = (0.6 * img + 0.4 * 255).astype(np.uint8)  # fade the page so the overlay stands out
+    for box in result.layout.panels:
+        cv2.rectangle(img, (int(box.x0), int(box.y0)), (int(box.x1), int(box.y1)), (60, 60, 220), 1)
+        cv2.line(img, (int(box.x0), int(box.baseline_y)), (int(box.x1), int(box.baseline_y)),
+                 (60, 60, 220), 1)
+    for pts in result.traces.values():
+        if len(pts) > 1:
+            cv2.polylines(img, [np.round(pts).astype(np.int32).reshape(-1, 1, 2)], False,
+                          (0, 170, 0), 1, lineType=cv2.LINE_AA)
+    return img
+
+
+def steps(image: np.ndarray, layout: str = "3x4+1") -> list[tuple[np.ndarray, None, str]]:
+    """The preprocessing steps of one page as ``(image, None, title)`` for ``plots.plot_pages``.
+
+    Input, upright page (skew removed), trace mask (grid and background removed, specks
+    dropped), and the digitizer's panels and traces drawn over the upright page.
+    """
+    upright, skew = pp.deskew(image)
+    grid = pp.detect_grid(upright)
+    mask = pp.denoise(pp.remove_grid(upright, grid), grid.px_per_mm)
+    result = digitize_image(image, layout=layout)
+    ink = np.repeat((255 - 255 * mask.astype(np.uint8))[:, :, None], 3, axis=2)
+    return [(image, None, "input page"),
+            (upright, None, f"deskewed by {skew:+.2f} deg"),
+            (ink, None, f"trace mask (grid {grid.px_per_mm:.3f} px/mm, confidence {grid.confidence:.2f})"),
+            (overlay(result), None, f"layout {result.layout.name} (confidence "
+                                    f"{result.layout.confidence:.2f}), traces found")]
+
+
+# --------------------------------------------------------------------------------------------
+# Files and the command line
+# --------------------------------------------------------------------------------------------
+
+def expand_inputs(inputs: list[Path]) -> list[Path]:
+    """Files as given, folders replaced by their images (png/jpg/jpeg/tif, sorted, not recursive)."""
+    out: list[Path] = []
+    for p in map(Path, inputs):
+        if p.is_dir():
+            out.extend(sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            out.append(p)
+    return out
+
+
+def _check_method(method: str) -> None:
+    """Raise a clear error for an unknown method or a model that does not exist yet."""
+    if method == "baseline":
+        return
+    if method == "model":
+        if importlib.util.find_spec("ecgnb.model") is None:
+            raise MissingInputError("no trained model checkpoint found; train one with notebook 04")
+        return
+    raise ValueError(f"unknown method {method!r}; expected 'baseline' or 'model'")
+
+
+def _digitize_model(image: np.ndarray, layout: str, fs: float) -> DigitizeResult:
+    """Delegate to ``ecgnb.model.digitize_image`` (the learned digitizer), when it exists."""
+    from . import model  # noqa: PLC0415 - optional module, imported only when asked for
+    return model.digitize_image(image, layout=layout, fs=fs)
+
+
+def write_outputs(result: DigitizeResult, stem: str, out_dir: Path, source: Path) -> list[Path]:
+    """Write ``stem.hea/.dat`` (WFDB, mV), ``stem.csv``, ``stem_overlay.png`` and
+    ``stem_digitize.json`` (diagnostics) into ``out_dir``, atomically (staged then renamed)."""
+    with staging_dir(out_dir) as tmp:
+        staged = write_wfdb(tmp / stem, result.signal, result.fs,
+                            comments=[f"digitized from {source.name} by ecgnb.digitize"])
+        staged.append(_write_csv(tmp / f"{stem}.csv", result.signal, result.fs))
+        staged.append(write_png(tmp / f"{stem}_overlay.png", overlay(result)))
+        staged.append(write_json(tmp / f"{stem}_digitize.json",
+                                 {"source": str(source), **result.diagnostics()}))
+        return commit_files(staged, out_dir)
+
+
+def _write_csv(path: Path, signal: np.ndarray, fs: float) -> Path:
+    """CSV with ``time_s`` and one column per lead (mV); NaN written as empty cells."""
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["time_s", *LEAD_NAMES])
+        for i, row in enumerate(signal):
+            w.writerow([f"{i / fs:.4f}", *("" if np.isnan(v) else f"{v:.4f}" for v in row)])
+    return path
+
+
+def digitize_files(inputs: list[Path], out_dir: Path, method: str = "baseline",
+                   layout: str = "3x4+1", fs: float = 500, progress: bool = True) -> list[dict]:
+    """Digitize every image in ``inputs`` (files or folders) into ``out_dir``.
+
+    Returns one dict per image: ``{"image", "status": "ok" | "failed", "error", "outputs",
+    "layout", "layout_confidence"}``. One image failing never stops the batch and leaves no
+    output of its own.
+    """
+    from tqdm import tqdm
+
+    _check_method(method)
+    out_dir = Path(out_dir)
+    images = expand_inputs(inputs)
+    report = []
+    for path in tqdm(images, desc="digitize", unit="page", disable=not progress):
+        entry = {"image": str(path), "status": "failed", "error": None, "outputs": []}
+        try:
+            image = pp.load_image(path)
+            result = (digitize_image(image, layout=layout, fs=fs) if method == "baseline"
+                      else _digitize_model(image, layout, fs))
+            files = write_outputs(result, path.stem, out_dir, path)
+            entry.update(status="ok", outputs=[str(f) for f in files], layout=result.layout.name,
+                         layout_confidence=result.layout.confidence)
+        except (EcgnbError, OSError, ValueError) as exc:
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+        report.append(entry)
+    return report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``digitize`` command's argument parser."""
+    p = argparse.ArgumentParser(
+        prog="ecgnb digitize",
+        description="Digitize paper-ECG images into WFDB + CSV signals (mV) with overlay PNGs.")
+    p.add_argument("inputs", nargs="+", type=Path, metavar="IMAGE_OR_FOLDER",
+                   help="image files (png/jpg/jpeg/tif) or folders of them")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    p.add_argument("--method", choices=["baseline", "model"], default="baseline",
+                   help="baseline: classical digitizer (default); model: trained network")
+    p.add_argument("--layout", default="3x4+1",
+                   help="page layout (a key of ecgnb.layouts.LAYOUTS, or 'auto'); default 3x4+1")
+    p.add_argument("--fs", type=float, default=500, help="output sampling rate, Hz (default 500)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return p
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """Run ``ecgnb digitize``; print an error report; return 0 if every image worked, else 1."""
+    args = build_parser().parse_args(argv)
+    try:
+        report = digitize_files(args.inputs, args.out, method=args.method, layout=args.layout,
+                                fs=args.fs, progress=not args.no_progress)
+    except (EcgnbError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    failed = [r for r in report if r["status"] != "ok"]
+    print(f"digitized {len(report) - len(failed)}/{len(report)} images into {args.out}")
+    if not report:
+        print("error: no images found in the given inputs", file=sys.stderr)
+        return 1
+    if failed:
+        print("failed images:", file=sys.stderr)
+        for r in failed:
+            print(f"  {r['image']}: {r['error']}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())
