@@ -89,11 +89,11 @@ def follow_trace(runs: list[np.ndarray], baseline: float, px_per_mm: float,
     # States: (top px, bottom px, cost, back-pointer into previous states, run index or -1).
     top = bot = cost = None
     history: list[tuple[np.ndarray, np.ndarray]] = []  # per column: (back-pointers, run index)
-    for r in runs:
+    for x, r in enumerate(runs):
         if top is None:
             if r.size:
                 top, bot = r[:, 0].astype(float), r[:, 1].astype(float)
-                cost = BASELINE_PULL * np.abs(0.5 * (top + bot) - baseline) / px_per_mm
+                cost = skip_mm * x + BASELINE_PULL * np.abs(0.5 * (top + bot) - baseline) / px_per_mm
                 history.append((np.full(len(r), -1), np.arange(len(r))))
             else:
                 history.append((np.zeros(0, int), np.zeros(0, int)))
@@ -104,8 +104,13 @@ def follow_trace(runs: list[np.ndarray], baseline: float, px_per_mm: float,
             gap = np.maximum(0.0, np.maximum(r[None, :, 0] - bot[:, None], top[:, None] - r[None, :, 1]))
             total = cost[:, None] + gap / px_per_mm
             bp = np.argmin(total, axis=0)
+            best = total[bp, np.arange(len(r))]
+            # A path may also start here, as if it had skipped every column so far: without
+            # this, stray ink in the first column (a header letter) forces every path through it.
+            fresh = skip_mm * x < best
+            bp, best = np.where(fresh, -1, bp), np.minimum(best, skip_mm * x)
             centre = 0.5 * (r[:, 0] + r[:, 1])
-            new_cost = total[bp, np.arange(len(r))] + BASELINE_PULL * np.abs(centre - baseline) / px_per_mm
+            new_cost = best + BASELINE_PULL * np.abs(centre - baseline) / px_per_mm
             top = np.concatenate([r[:, 0].astype(float), top])
             bot = np.concatenate([r[:, 1].astype(float), bot])
             cost = np.concatenate([new_cost, carry_cost])

@@ -20,6 +20,7 @@ from .layouts import LAYOUTS, get_layout, n_rows, panels
 
 PAPER = PaperConfig()
 MAX_SKEW_DEG = 10.0          # deg, largest rotation estimate_skew searches
+SKEW_BORDER_FRAC = 0.08      # share of each side ignored by estimate_skew (scan edges, margins)
 PX_PER_MM_RANGE = (2.0, 24.0)  # px/mm, plausible scan resolutions (about 50-600 dpi)
 TRACE_DARKNESS = 0.45        # relative darkness (0..1) above which a grey/black pixel is trace ink
 GRID_CONFIDENCE_MIN = 0.25   # below this the grid is reported as not found
@@ -132,7 +133,7 @@ def estimate_skew(gray: np.ndarray, max_deg: float = MAX_SKEW_DEG) -> float:
         gray = _line_evidence(cv2.resize(gray, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA))
     else:
         gray = cv2.resize(gray, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
-    small = gray
+    small = _blank_border(gray, SKEW_BORDER_FRAC)
     thr = np.quantile(small, 0.9)
     ys, xs = np.nonzero(small > max(thr, 1e-3))
     if ys.size < 100:
@@ -147,6 +148,19 @@ def estimate_skew(gray: np.ndarray, max_deg: float = MAX_SKEW_DEG) -> float:
     fine = _search_slope(ys, xs, w, n_bins, coarse - 0.6, coarse + 0.6, 0.05)
     # A line rotated counter-clockwise rises to the right: y decreases with x (negative slope).
     return -fine
+
+
+def _blank_border(evidence: np.ndarray, frac: float) -> np.ndarray:
+    """Copy of ``evidence`` ``(H, W)`` with a band of ``frac`` of each side set to 0.
+
+    Scan framing (dark margin bands, the scanner lid around a tilted page, the page's own edge)
+    draws long, perfectly axis-aligned, high-contrast edges there; left in, they outvote the
+    grid and pin the skew estimate at 0 deg. The printed grid and traces fill the page centre.
+    """
+    out = evidence.copy()
+    by, bx = int(frac * out.shape[0]), int(frac * out.shape[1])
+    out[:by], out[out.shape[0] - by:], out[:, :bx], out[:, out.shape[1] - bx:] = 0, 0, 0, 0
+    return out
 
 
 def _line_evidence(image: np.ndarray) -> np.ndarray:

@@ -17,3 +17,24 @@ def test_write_table_writes_csv_and_md(tmp_path):
     csv, md = report.write_table(table, tmp_path / "t")
     assert pd.read_csv(csv)["a"].tolist() == [1.0, 2.0]
     assert md.read_text().startswith("| a |")
+
+
+def test_update_readme_replaces_only_the_marked_block(tmp_path):
+    rep = tmp_path / "reports"
+    rep.mkdir()
+    for _, stem, _ in report.README_TABLES:
+        report.write_table(pd.DataFrame({"snr_db": [1.234]}), rep / stem)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.RESULTS_START}\nold\n{report.RESULTS_END}\noutro\n")
+    report.update_readme(readme, "quick", rep)
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("outro\n")
+    assert "old" not in text and "| 1.23 |" in text
+
+
+def test_update_readme_needs_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers")
+    import pytest
+    with pytest.raises(ValueError, match="no results markers"):
+        report.update_readme(readme, "quick", tmp_path)
