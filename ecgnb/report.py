@@ -15,7 +15,10 @@ def to_markdown(table: pd.DataFrame, digits: int = 2) -> str:
     frame = table.reset_index() if _has_named_index(table) else table
     def cell(v):
         if isinstance(v, (float, np.floating)):
-            return "" if np.isnan(v) else f"{v:.{digits}f}"
+            if np.isnan(v):
+                return ""
+            # small errors (mV, mV²) would all print as 0.00: keep two significant digits
+            return f"{v:.2g}" if 0 < abs(v) < 0.1 else f"{v:.{digits}f}"
         return str(v)
     head = "| " + " | ".join(str(c) for c in frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
