@@ -48,6 +48,7 @@ from ecgnb.config import PaperConfig
 from ecgnb.errors import SignalError
 from ecgnb.layouts import Panel, n_rows, panels
 from ecgnb.leads import LEAD_INDEX, LEAD_NAMES
+from ecgnb.sources import validate_signal
 
 # --- page furniture, all in mm -------------------------------------------------------------------
 TOP_BAND_MM = 18.0      # white band above the grid that holds the header text
@@ -191,17 +192,8 @@ def _grid_cached(h: int, w: int, ppm: float, grid_bbox: tuple[float, float, floa
 # --- input checks --------------------------------------------------------------------------------
 def _check_signal(signal: np.ndarray, fs: int) -> np.ndarray:
     """Return ``signal`` as float64 ``(n_samples, 12)`` or raise ``SignalError`` saying why."""
-    if not (isinstance(fs, (int, float, np.integer, np.floating)) and np.isfinite(fs) and fs > 0):
-        raise SignalError(f"fs must be a positive sampling rate in Hz, got {fs!r}")
+    validate_signal(signal, fs, name="signal")   # rate, shape, finite: one shared check
     sig = np.asarray(signal, dtype=float)
-    if sig.ndim != 2 or sig.shape[1] != len(LEAD_NAMES):
-        raise SignalError(f"signal must be (n_samples, 12) mV in order {', '.join(LEAD_NAMES)}; "
-                          f"got shape {sig.shape} (transpose a (12, n) array first)")
-    bad = ~np.isfinite(sig)
-    if bad.any():
-        leads = [LEAD_NAMES[j] for j in np.flatnonzero(bad.any(axis=0))]
-        raise SignalError(f"signal has {int(bad.sum())} NaN/inf samples in leads {leads}; "
-                          "interpolate or drop them before rendering")
     if sig.shape[0] / fs < MIN_DURATION_S:
         raise SignalError(f"signal lasts {sig.shape[0] / fs:g} s ({sig.shape[0]} samples at "
                           f"{fs:g} Hz); "

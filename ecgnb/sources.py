@@ -50,7 +50,8 @@ def _check_rate(fs: float, name: str) -> None:
 def _check_samples(s: np.ndarray, name: str) -> None:
     if s.ndim != 2 or s.shape[1] != len(LEAD_NAMES):
         raise SignalError(f"{name}: shape {s.shape} is not (n_samples, {len(LEAD_NAMES)}); "
-                          f"pass samples in rows and the leads {', '.join(LEAD_NAMES)} in columns")
+                          f"pass samples in rows and the leads {', '.join(LEAD_NAMES)} in columns "
+                          "(transpose a (12, n) array first)")
     bad = ~np.isfinite(s)
     if bad.any():
         leads = [LEAD_NAMES[i] for i in np.flatnonzero(bad.any(axis=0))]
