@@ -62,7 +62,7 @@ PROFILES: dict[str, Profile] = {
     "quick": Profile(name="quick", seed=0, data=DataConfig(n_synthetic=24)),
     # The reference run whose figures and tables are committed.
     "reference": Profile(name="reference", seed=0,
-                         data=DataConfig(n_synthetic=600, severities=(0.0, 0.25, 0.5, 0.75, 1.0))),
+                         data=DataConfig(n_synthetic=300, severities=(0.0, 0.25, 0.5, 0.75, 1.0))),
 }
 
 
