@@ -1,8 +1,10 @@
 """Classical (no learning) digitizer: page image -> 12-lead signal, plus the ``digitize`` command.
 
 Pipeline (each step in ``ecgnb.preprocess``): deskew -> grid (px/mm) -> trace mask -> layout
-(rows, time axis, panels, calibration pulses) -> per panel, follow the trace column by column with
-dynamic programming over ink runs -> px to mV (10 mm/mV) and s (25 mm/s) -> resample to ``fs``.
+(rows, time axis, panels, calibration pulses; each row's 0 mV line and time axis follow its own
+grid and trace ends, which absorbs mild perspective) -> per panel, follow the trace column by
+column with dynamic programming over ink runs -> px to mV (10 mm/mV) and s (25 mm/s) -> resample
+to ``fs``.
 
 Output signals are ``(n_samples, 12)`` mV in ``ecgnb.leads.LEAD_NAMES`` order, NaN where the page
 shows no sample of that lead (a 3x4 page shows each short lead for 2.5 s only).
@@ -84,7 +86,8 @@ def follow_trace(runs: list[np.ndarray], baseline: float, px_per_mm: float,
     gap between them in mm (0 when they touch, as a continuous trace does), plus a small pull
     towards the row baseline so the path stays on its own row when rows overlap. A column may
     be skipped for ``skip_mm`` (mm-equivalent) -- the path keeps its last run -- so a faint or
-    broken trace is bridged instead of jumping to a neighbouring row's ink.
+    broken trace is bridged instead of jumping to a neighbouring row's ink. A path may start at
+    any column, paying ``skip_mm`` for each column before it.
     """
     # States: (top px, bottom px, cost, back-pointer into previous states, run index or -1).
     top = bot = cost = None
@@ -172,16 +175,17 @@ def panel_signal(points: np.ndarray, box: pp.PanelBox, grid: pp.GridInfo, fs: fl
                  speed_mm_s: float = pp.PAPER.speed_mm_s) -> tuple[np.ndarray, np.ndarray]:
     """``(sample indices, mV)`` of one panel from its polyline (page px, upright).
 
-    x -> time with ``speed_mm_s`` (mm/s) and px/mm along x; y -> mV relative to the panel's
-    baseline with ``gain_mm_mv`` (mm/mV). Samples farther than ``EDGE_HOLD_S`` from any traced
+    x -> time linearly across the box (its row's own time axis, ``speed_mm_s`` mm/s at the
+    page's px/mm when the row has none); y -> mV relative to the panel's (sloped) 0 mV line with
+    ``gain_mm_mv`` (mm/mV). Samples farther than ``EDGE_HOLD_S`` from any traced
     point at the panel's ends stay NaN.
     """
     n0, n1 = int(round(box.t0_s * fs)), int(round(box.t1_s * fs))
     idx = np.arange(n0, n1)
-    xs = box.x0 + (idx / fs - box.t0_s) * speed_mm_s * grid.px_per_mm_x
+    xs = box.x0 + (idx / fs - box.t0_s) * (box.x1 - box.x0) / (box.t1_s - box.t0_s)
     if len(points) < 2:
         return idx, np.full(idx.size, np.nan)
-    mv = (box.baseline_y - points[:, 1]) / (gain_mm_mv * grid.px_per_mm_y)
+    mv = (box.baseline_at(points[:, 0]) - points[:, 1]) / (gain_mm_mv * grid.px_per_mm_y)
     out = np.interp(xs, points[:, 0], mv)
     hold = EDGE_HOLD_S * speed_mm_s * grid.px_per_mm_x
     out[(xs < points[0, 0] - hold) | (xs > points[-1, 0] + hold)] = np.nan
@@ -194,7 +198,7 @@ def extract_panel(mask: np.ndarray, box: pp.PanelBox, grid: pp.GridInfo, pen: fl
     x0, x1 = max(0, int(np.floor(box.x0))), min(w, int(np.ceil(box.x1)) + 1)
     y0, y1 = max(0, int(box.y0)), min(h, int(box.y1) + 1)
     runs = column_runs(mask[y0:y1, x0:x1])
-    choice = follow_trace(runs, box.baseline_y - y0, grid.px_per_mm_y)
+    choice = follow_trace(runs, float(box.baseline_at(0.5 * (box.x0 + box.x1))) - y0, grid.px_per_mm_y)
     pts = trace_points(runs, choice, pen)
     return pts + np.array([x0, y0], dtype=float) if len(pts) else pts
 
@@ -229,7 +233,7 @@ def digitize_image(image: np.ndarray, layout: str = "3x4+1", fs: float = 500,
     dark = pp.darkness(upright)  # shared by grid and trace detection (the costliest map)
     grid = pp.detect_grid(upright, dark)
     mask = pp.denoise(pp.remove_grid(upright, grid, dark=dark), grid.px_per_mm)
-    lay = pp.detect_layout(mask, grid, layout, duration_s)
+    lay = pp.detect_layout(mask, grid, layout, duration_s, strength=pp.grid_strength(dark))
     pen = pen_width(mask, lay)
     n = int(round(fs * duration_s))
     signal = np.full((n, len(LEAD_NAMES)), np.nan)

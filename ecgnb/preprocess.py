@@ -20,6 +20,15 @@ from .layouts import LAYOUTS, get_layout, n_rows, panels
 
 PAPER = PaperConfig()
 MAX_SKEW_DEG = 10.0          # deg, largest rotation estimate_skew searches
+ROW_SLOPE_MAX_DEG = 0.6      # deg, largest per-row tilt left after deskew (perspective)
+ROW_END_TOL_MM = 4.0         # mm, how far a row's trace end may lie from the page's
+ROW_SHIFT_TOL_MM = 5.0       # mm, largest shift of a row's time axis from the page's
+ROW_FIT_TOL_MM = 0.3         # mm, rows' trace ends this close to one straight line agree
+ROW_MIN_SHIFT_MM = 0.3       # mm, rows closer than this to the page's time axis keep it
+ROW_WIDTH_TOL = 0.01         # largest relative disagreement of a row's ends and its grid px/mm
+ROW_SCALE_TOL = 0.02         # largest relative px/mm difference of a row from the page's
+TRACE_GAP_MAX_MM = 4.0       # mm past the pulse's right stroke where a row's trace may start
+INK_LEAD_MM = (0.22, 0.145)  # mm the trace's ink reaches before its first / after its last sample
 SKEW_BORDER_FRAC = 0.08      # share of each side ignored by estimate_skew (scan edges, margins)
 PX_PER_MM_RANGE = (2.0, 24.0)  # px/mm, plausible scan resolutions (about 50-600 dpi)
 TRACE_DARKNESS = 0.45        # relative darkness (0..1) above which a grey/black pixel is trace ink
@@ -183,8 +192,9 @@ def rotate(image: np.ndarray, angle_deg: float) -> np.ndarray:
 def deskew(image: np.ndarray, max_deg: float = MAX_SKEW_DEG) -> tuple[np.ndarray, float]:
     """Return ``(upright image, angle)``: ``angle`` (deg, CCW) is the skew that was removed.
 
-    Rotation only; perspective is not corrected (the grid period is measured separately along x
-    and y, which absorbs mild anisotropic scaling).
+    Rotation only; perspective is not corrected here (the grid period is measured separately
+    along x and y, which absorbs mild anisotropic scaling, and ``detect_layout`` gives each row
+    its own 0 mV slope and time axis).
     """
     # Half resolution is plenty for line directions and 4x cheaper.
     angle = estimate_skew(image, max_deg)
@@ -365,6 +375,14 @@ class RowInfo:
     ink_x1: float               # px, where it ends
     coverage: float             # 0..1, share of the trace span with ink near the baseline
     calibration: dict | None = None  # see detect_calibration
+    slope: float = 0.0          # px/px, dy/dx of this row's grid lines (perspective left by deskew)
+    x_ref: float = 0.0          # px, x at which the 0 mV line is at ``baseline_y``
+    x_start: float | None = None  # px, this row's t = 0 (perspective); None: the page's
+    x_end: float | None = None    # px, this row's t = duration; None: the page's
+
+    def baseline_at(self, x):
+        """y (px) of this row's 0 mV line at ``x`` (px, scalar or array)."""
+        return self.baseline_y + self.slope * (np.asarray(x, float) - self.x_ref)
 
 
 @dataclass
@@ -381,7 +399,12 @@ class PanelBox:
     x1: float
     y0: float
     y1: float
-    baseline_y: float
+    baseline_y: float           # px, y of 0 mV at ``x0``
+    slope: float = 0.0          # px/px, dy/dx of the 0 mV line across the panel
+
+    def baseline_at(self, x):
+        """y (px) of the panel's 0 mV line at ``x`` (px, scalar or array)."""
+        return self.baseline_y + self.slope * (np.asarray(x, float) - self.x0)
 
 
 @dataclass
@@ -454,16 +477,18 @@ def _time_axis(inked_rows: list[np.ndarray], grid: GridInfo,
 
 
 def detect_layout(mask: np.ndarray, grid: GridInfo, layout: str = "3x4+1",
-                  duration_s: float = 10.0) -> LayoutInfo:
+                  duration_s: float = 10.0, strength: np.ndarray | None = None) -> LayoutInfo:
     """Find the rows and panels of ``layout`` on an upright trace ``mask``.
 
     ``layout="auto"`` tries every layout in ``ecgnb.layouts.LAYOUTS`` and keeps the most
     confident (ties go to the earlier, more common, entry). Raises ``LayoutError`` for an unknown
     layout name or a page whose ink rows do not match, and ``ImageError`` when there is neither a
-    grid nor trace-like ink (not an ECG page).
+    grid nor trace-like ink (not an ECG page). ``strength`` (``grid_strength`` of the upright
+    page, optional) lets each row's 0 mV line follow its own grid lines' slope: deskew removes
+    one rotation, but a page photographed or scanned askew also has perspective.
     """
     if layout == "auto":
-        return _detect_auto(mask, grid, duration_s)
+        return _detect_auto(mask, grid, duration_s, strength)
     try:
         get_layout(layout)
     except ValueError as exc:
@@ -478,11 +503,18 @@ def detect_layout(mask: np.ndarray, grid: GridInfo, layout: str = "3x4+1",
     rows = _pick_rows(mask, grid, cands, n)
     x_start, x_end = _time_axis([_row_ink(mask, r.baseline_y, grid) for r in rows], grid,
                                 duration_s)
+    spacing = float(np.median(np.diff([r.baseline_y for r in rows]))) if n > 1 else None
     for r in rows:
         r.coverage = _coverage(mask, r.baseline_y, x_start, x_end, grid)
         r.calibration = detect_calibration(mask, r, grid, x_start)
+        r.x_ref = 0.5 * (x_start + x_end)  # the ink peak is an average over the whole row
         if r.calibration is not None:
             r.baseline_y = r.calibration["base_y"]
+            r.x_ref = 0.5 * (r.calibration["x0"] + r.calibration["x1"])
+        if strength is not None:
+            r.slope = row_slope(strength, r.baseline_y, x_start, x_end, grid, spacing)
+    if strength is not None and n > 2:
+        _row_time_axes(mask, strength, rows, x_start, x_end, grid, spacing)
     extra = [c for c in cands if all(abs(c[0] - r.baseline_y) > 8 * grid.px_per_mm_y
                                      for r in rows)]
     extra_cov = max((_coverage(mask, y, x_start, x_end, grid) for y, _ in extra), default=0.0)
@@ -495,6 +527,137 @@ def detect_layout(mask: np.ndarray, grid: GridInfo, layout: str = "3x4+1",
     return LayoutInfo(name=layout, rows=rows, x_start=x_start, x_end=x_end,
                       panels=_panel_boxes(layout, rows, x_start, x_end, duration_s, mask.shape[0]),
                       confidence=conf)
+
+
+def row_slope(strength: np.ndarray, y: float, x_start: float, x_end: float, grid: GridInfo,
+              spacing: float | None = None, max_deg: float = ROW_SLOPE_MAX_DEG) -> float:
+    """dy/dx (px/px) of the horizontal grid lines in a band around ``y`` (px), within ``max_deg``.
+
+    The projection-profile search of ``estimate_skew`` on the grid evidence ``strength`` of the
+    band between ``x_start`` and ``x_end`` (px), +-0.4 of the row ``spacing`` (px) high (16 mm
+    without one). 0 when the band holds too little grid to tell.
+    """
+    half = 0.4 * spacing if spacing else 16 * grid.px_per_mm_y
+    ya, yb = int(max(0, y - half)), int(min(strength.shape[0], y + half))
+    xa, xb = int(max(0, x_start)), int(min(strength.shape[1], x_end))
+    band = strength[ya:yb, xa:xb]
+    if band.size == 0 or not grid.found:
+        return 0.0
+    ys, xs = np.nonzero(band > max(float(np.quantile(band, 0.85)), 1e-3))
+    if ys.size < 1000:
+        return 0.0
+    w = band[ys, xs].astype(np.float64)
+    n_bins = int(band.shape[0] + band.shape[1] * np.tan(np.radians(max_deg)) * 2 + 4)
+    deg = _search_slope(ys.astype(np.float64), xs.astype(np.float64), w, n_bins,
+                        -max_deg, max_deg, 0.02)
+    return float(np.tan(np.radians(deg)))
+
+
+def _robust_line(y: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``v`` replaced by a Theil-Sen line fit over ``y`` (median of pairwise slopes)."""
+    i, j = np.triu_indices(y.size, 1)
+    slope = float(np.median((v[j] - v[i]) / (y[j] - y[i])))
+    return np.median(v - slope * y) + slope * y
+
+
+def _row_time_axes(mask, strength, rows, x_start, x_end, grid, spacing) -> None:
+    """Set each row's own ``x_start``/``x_end`` (px): perspective scales and shifts rows apart.
+
+    Each row's trace has two sharp ends in its ink: the start (first ink after the gap that
+    follows the calibration pulse) and the end (last ink, within ``ROW_END_TOL_MM`` of the
+    page's ``x_end``); ink ends are half a pen width outside the first and last samples. A
+    page's perspective makes both vary linearly with y, so each is smoothed by a robust line
+    over the rows, which also overrides a row whose end is hidden or extended by other ink.
+    A missing start (hidden gap) comes from the end and the row's grid px/mm, and vice versa;
+    on a page without calibration pulses rows keep the page's axis (an end alone cannot tell a
+    perspective shift from other ink there).
+    """
+    ppx = grid.px_per_mm_x
+    ys = np.array([r.baseline_y for r in rows])
+    width_mm = (x_end - x_start) / ppx
+    first, last, scale = np.array([_row_ends(mask, strength, r, x_start, x_end, grid, spacing)
+                                   for r in rows]).T
+    # The pen (0.25 mm) reaches past the first and last samples (measured on clean pages).
+    first = first + INK_LEAD_MM[0] * ppx
+    last = last - INK_LEAD_MM[1] * ppx
+    scale = _robust_line(ys, scale)
+    starts = _fit_rows(ys, first, ROW_FIT_TOL_MM * ppx)
+    ends = _fit_rows(ys, last, ROW_FIT_TOL_MM * ppx)
+    if starts is None and (ends is None or not any(r.calibration for r in rows)):
+        return
+    if starts is None:
+        starts = ends - width_mm * scale
+    if ends is None:
+        ends = starts + width_mm * scale
+    # The page's axis is sub-pixel exact on a flat page: move rows only when they clearly differ.
+    if max(np.abs(starts - x_start).max(), np.abs(ends - x_end).max()) < ROW_MIN_SHIFT_MM * ppx:
+        return
+    near = ROW_SHIFT_TOL_MM * ppx  # farther off, an end found is some other ink's (another layout)
+    for r, xs, xe, s in zip(rows, starts, ends, scale):
+        if (abs((xe - xs) / (width_mm * s) - 1) < ROW_WIDTH_TOL
+                and abs(xs - x_start) < near and abs(xe - x_end) < near):
+            r.x_start, r.x_end = float(xs), float(xe)
+
+
+def _row_ends(mask, strength, row, x_start, x_end, grid, spacing) -> tuple[float, float, float]:
+    """``(first, last, px_per_mm_x)`` of one row: its trace's first and last ink columns (px,
+    NaN when not found) and the px/mm of the grid in its band (the page's if implausible)."""
+    ppx = grid.px_per_mm_x
+    a, b = int(max(0, row.baseline_y - 0.4 * spacing)), int(row.baseline_y + 0.4 * spacing)
+    est, _ = grid_period(strength[a:b, int(max(0, x_start)):int(x_end)].mean(axis=0))
+    scale = est if abs(est / ppx - 1) < ROW_SCALE_TOL else ppx
+    ink = _row_ink(mask, row.baseline_y, grid, half_mm=2.0)
+    tall = _row_ink(mask, row.baseline_y, grid, half_mm=5.0)
+    first = _trace_start(ink, tall, row.calibration, x_start, grid)
+    tol = ROW_END_TOL_MM * ppx
+    inked = np.flatnonzero(ink[:int(x_end + tol) + 1])
+    last = float(inked[-1]) if inked.size and inked[-1] > x_end - tol else np.nan
+    return first, last, scale
+
+
+def _fit_rows(ys: np.ndarray, v: np.ndarray, tol: float) -> np.ndarray | None:
+    """Line through ``v`` over ``ys`` (px) evaluated at every row, ignoring outliers; or None.
+
+    Every pair of finite values proposes a line; the one that most others agree with (within
+    ``tol`` px) wins and is refitted by least squares on its inliers. None when fewer than
+    three (or all rows, if fewer) or fewer than all but one agree: no shared straight edge.
+    """
+    ok = np.flatnonzero(np.isfinite(v))
+    if ok.size < 2:
+        return None
+    best = ok[:0]
+    for i, j in zip(*np.triu_indices(ok.size, 1)):
+        a, b = ok[i], ok[j]
+        slope = (v[b] - v[a]) / (ys[b] - ys[a])
+        inl = ok[np.abs(v[ok] - (v[a] + slope * (ys[ok] - ys[a]))) <= tol]
+        if inl.size > best.size:
+            best = inl
+    if best.size < max(min(3, ys.size), ok.size - 1):  # two points always fit a line: want 3
+        return None
+    return np.polyval(np.polyfit(ys[best], v[best], 1), ys)
+
+
+def _trace_start(ink: np.ndarray, tall: np.ndarray, cal: dict | None, x_start: float,
+                 grid: GridInfo) -> float:
+    """First column (px) of a row's trace: ink after an empty gap right of the pulse; NaN if none.
+
+    ``ink`` / ``tall``: per-column ink within 2 / 5 mm of the baseline. The gap must be empty
+    in ``tall``: where the trace abuts the pulse, a QRS leaving the narrow band is no gap.
+    Searched from the pulse's right stroke to ``TRACE_GAP_MAX_MM`` past it (the pulse's foot
+    may run on for a mm or two; farther on, a gap is a QRS leaving the band); the trace must
+    then be inked for most of the next 2 mm. Without a pulse, or when foot and trace touch (no
+    gap), the start is not observable.
+    """
+    if cal is None:
+        return np.nan
+    ppx = grid.px_per_mm_x
+    a = int(cal["x1"]) + 1
+    b = int(min(ink.size - int(2 * ppx), cal["x1"] + TRACE_GAP_MAX_MM * ppx))
+    gap = max(2, int(round(0.3 * ppx)))
+    for c in range(a + gap, b):
+        if ink[c] and not tall[c - gap:c].any() and ink[c:c + int(2 * ppx)].mean() > 0.8:
+            return float(c) if abs(c - x_start) < ROW_END_TOL_MM * ppx else np.nan
+    return np.nan
 
 
 def _coverage(mask, y, x_start, x_end, grid) -> float:
@@ -526,21 +689,23 @@ def _panel_boxes(layout, rows, x_start, x_end, duration_s, height) -> list[Panel
     out = []
     for p in panels(layout, duration_s):
         r = rows[p.row]
-        span = (x_end - x_start) / p.n_cols
-        x0 = x_start + p.col * span
+        xs = x_start if r.x_start is None else r.x_start
+        xe = x_end if r.x_end is None else r.x_end
+        span = (xe - xs) / p.n_cols
+        x0 = xs + p.col * span
         out.append(PanelBox(lead=p.lead, row=p.row, col=p.col, rhythm=p.rhythm, t0_s=p.t0_s,
                             t1_s=p.t1_s, x0=x0, x1=x0 + span, y0=r.y0, y1=r.y1,
-                            baseline_y=r.baseline_y))
+                            baseline_y=float(r.baseline_at(x0)), slope=r.slope))
     return out
 
 
-def _detect_auto(mask, grid, duration_s) -> LayoutInfo:
+def _detect_auto(mask, grid, duration_s, strength=None) -> LayoutInfo:
     """Try every known layout; keep the most confident (first in ``LAYOUTS`` on ties)."""
     results: dict[str, LayoutInfo] = {}
     errors = []
     for name in LAYOUTS:
         try:
-            results[name] = detect_layout(mask, grid, name, duration_s)
+            results[name] = detect_layout(mask, grid, name, duration_s, strength)
         except LayoutError as exc:
             errors.append(f"{name}: {exc}")
     if not results:

@@ -120,3 +120,15 @@ def test_model_method_without_checkpoint_is_clear(tmp_path, page):
     with pytest.raises(MissingInputError, match="notebook 04"):
         dg.digitize_files([tmp_path / "p.png"], tmp_path / "o", method="model", progress=False)
     assert dg.cli([str(tmp_path), "--out", str(tmp_path / "o"), "--method", "model"]) != 0
+
+
+def test_follow_trace_is_not_forced_through_stray_ink_in_the_first_column():
+    # A header letter's pixel in the panel's first column (far above the baseline) used to pull
+    # every path through it; the trace must still be followed from where it starts.
+    mask = np.zeros((200, 60), bool)
+    mask[10, 0] = True          # stray ink in column 0 only
+    mask[10:13, 1:20] = True    # header text continuing right, far from the baseline
+    mask[150:153, 2:] = True    # the trace, on the baseline, from column 2
+    choice = dg.follow_trace(dg.column_runs(mask), baseline=151.0, px_per_mm=8.0)
+    pts = dg.trace_points(dg.column_runs(mask), choice, pen=3.0)
+    assert len(pts) >= 55 and np.all(np.abs(pts[:, 1] - 151) < 2)

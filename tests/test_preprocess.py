@@ -1,6 +1,7 @@
 """Preprocessing: grid scale, deskew, layout and clear errors on bad input."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -127,3 +128,47 @@ def test_non_ecg_image_is_image_error(kind):
     assert isinstance(err.value, EcgnbError)
     if kind == "uniform":
         assert "not an ECG page" in str(err.value)
+
+
+def test_deskew_ignores_dark_scan_margins(page):
+    # Dark, axis-aligned margin bands (a scan's framing) must not pin the estimate at 0 deg.
+    rotated = pp.rotate(page[0], 1.2)
+    rotated[:40], rotated[-40:], rotated[:, :40] = 30, 30, 30
+    assert pp.estimate_skew(rotated) == pytest.approx(1.2, abs=0.2)
+
+
+def test_row_slope_follows_tilted_grid(page):
+    # A row's 0 mV line follows its own grid lines when perspective tilts it after deskew.
+    image, _ = page
+    grid = pp.detect_grid(image)
+    tilted = pp.rotate(image, 0.3)
+    strength = pp.grid_strength(pp.darkness(tilted))
+    y = image.shape[0] / 2
+    slope = pp.row_slope(strength, y, 0.2 * image.shape[1], 0.8 * image.shape[1], grid)
+    assert np.degrees(np.arctan(-slope)) == pytest.approx(0.3, abs=0.05)
+
+
+def test_fit_rows_ignores_one_outlier_row():
+    ys = np.array([100.0, 300.0, 500.0, 700.0])
+    ends = np.array([1000.0, 1002.0, 1040.0, 1006.0])   # row 3's end hidden by handwriting
+    fit = pp._fit_rows(ys, ends, tol=2.0)
+    assert np.allclose(fit, [1000, 1002, 1004, 1006])
+    assert pp._fit_rows(ys, np.array([1000.0, np.nan, 1040.0, np.nan]), tol=2.0) is None
+
+
+def test_layout_rows_get_their_own_time_axis_under_perspective(page):
+    # Perspective shifts rows apart in x; each row's panels must start where its trace does.
+    image, truth = page
+    h, w = image.shape[:2]
+    src = np.float32([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])
+    dst = src + np.float32([[12, 0], [0, 0], [0, 0], [-12, 0]])
+    matrix = cv2.getPerspectiveTransform(src, dst)
+    warped = cv2.warpPerspective(image, matrix, (w, h), borderMode=cv2.BORDER_REPLICATE)
+    dark = pp.darkness(warped)
+    grid = pp.detect_grid(warped, dark)
+    mask = pp.denoise(pp.remove_grid(warped, grid, dark=dark), grid.px_per_mm)
+    lay = pp.detect_layout(mask, grid, "3x4+1", strength=pp.grid_strength(dark))
+    for box in lay.panels:
+        p = next(q for q in truth["panels"] if q["lead"] == box.lead and q["rhythm"] == box.rhythm)
+        x_true = cv2.perspectiveTransform(np.float32([[p["trace"][0]]]), matrix)[0, 0, 0]
+        assert box.x0 == pytest.approx(x_true, abs=0.4 * grid.px_per_mm_x)
