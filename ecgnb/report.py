@@ -47,6 +47,9 @@ README_TABLES = (
     ("Classical digitizer on the test split, by artefact severity", "02_baseline_by_severity",
      "SNR in dB (Challenge 2024: aligned within ±0.5 s and ±1 mV; and unaligned), MSE in mV², "
      "MAE in mV, mean over pages and leads."),
+    ("Classical digitizer on pages rendered from real records (test split), per lead",
+     "02_baseline_real_per_lead",
+     "PTB-XL / Georgia / Chapman-Shaoxing records not in the hidden holdout, all severities."),
     ("Classical digitizer on ECG-Image-Kit pages (another generator), per lead", "02_eik_per_lead",
      "The 8 development pages of `../shared/data/eik-dev`; `all` is the mean over pages and leads."),
     ("Scale read from the page itself", "02_geometry",

@@ -1,0 +1,392 @@
+"""The multimodal generative digitizer: image and signal encoders sharing one latent space.
+
+Following Nemati & Jafari Tadi (*Multimodal Generative Deep Learning for ECG Image Digitization
+and Reconstruction*): an **image encoder** reads a panel crop (``ecgnb.panels``), a **signal
+encoder** reads the same panel's signal, both map into one latent sequence ``(B, latent_dim, L)``
+(``L`` latent steps along time), and one **waveform decoder** reconstructs the signal (mV) from
+either latent. Training pulls the image latent towards the signal latent (``ecgnb.train``); at
+inference only the image path runs (``MultimodalECG.predict`` takes no signal).
+
+Read top to bottom: small parts (ConvBlock2d, ResBlock1d), the config, the three parts, the
+whole model, then inference on pages (``digitize_image``) and checkpoints.
+
+Shapes: ``B`` batch, ``H x W`` crop rows x columns, ``T`` output samples, ``L`` latent steps,
+``D`` latent_dim. Images are ink 0..1, signals mV.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import paths
+from .errors import MissingInputError
+from .leads import LEAD_INDEX, LEAD_NAMES
+
+DEFAULT_CHECKPOINT = paths.ROOT / "models" / "multimodal" / "best.pt"  # written by ecgnb.train
+
+
+# --------------------------------------------------------------------------------------------
+# Small parts
+# --------------------------------------------------------------------------------------------
+
+def _groups(channels: int) -> int:
+    """GroupNorm groups: 8 where they divide ``channels``, else fewer (batch-independent norm)."""
+    return math.gcd(8, channels)
+
+
+class ConvBlock2d(nn.Module):
+    """Strided 3x3 conv, then a residual 3x3 conv; GroupNorm + GELU. ``(B, Ci, H, W) -> (B, Co, H/sh, W/sw)``."""
+
+    def __init__(self, c_in: int, c_out: int, stride: tuple[int, int], dropout: float = 0.0):
+        super().__init__()
+        self.down = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.n1 = nn.GroupNorm(_groups(c_out), c_out)
+        self.conv = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.n2 = nn.GroupNorm(_groups(c_out), c_out)
+        self.drop = nn.Dropout2d(dropout)
+
+    def forward(self, x):
+        x = F.gelu(self.n1(self.down(x)))            # (B, Co, H', W')
+        return x + self.drop(F.gelu(self.n2(self.conv(x))))
+
+
+class ResBlock1d(nn.Module):
+    """Pre-norm residual block along time: GN, GELU, dilated conv, GN, GELU, conv. ``(B, C, L)`` kept."""
+
+    def __init__(self, channels: int, kernel_size: int = 5, dilation: int = 1, dropout: float = 0.0):
+        super().__init__()
+        pad = dilation * (kernel_size - 1) // 2
+        self.n1 = nn.GroupNorm(_groups(channels), channels)
+        self.c1 = nn.Conv1d(channels, channels, kernel_size, padding=pad, dilation=dilation)
+        self.n2 = nn.GroupNorm(_groups(channels), channels)
+        self.c2 = nn.Conv1d(channels, channels, kernel_size, padding=kernel_size // 2)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x):
+        h = self.c1(F.gelu(self.n1(x)))
+        h = self.c2(self.drop(F.gelu(self.n2(h))))
+        return x + h
+
+
+def _temporal_stack(channels: int, cfg: "ModelConfig") -> nn.Sequential:
+    """``cfg.n_blocks`` ResBlock1d with dilations 1, 2, 4, ... (wide context along time)."""
+    return nn.Sequential(*[ResBlock1d(channels, cfg.kernel_size, 2 ** (i % 4), cfg.dropout)
+                           for i in range(cfg.n_blocks)])
+
+
+# --------------------------------------------------------------------------------------------
+# Config
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of the three parts. Defaults match ``ecgnb.panels.CropConfig()`` (96 x 500 -> 1250)."""
+
+    crop_height: int = 96             # H, rows of an input crop
+    crop_width: int = 500             # W, columns of an input crop (time axis)
+    out_samples: int = 1250           # T, output samples per crop (window_s * fs)
+    channels: tuple[int, ...] = (16, 32, 48, 64)  # image-encoder stage widths; each halves H
+    width_strides: tuple[int, ...] = (2, 2, 1, 1)  # image-encoder stage strides along W
+    hidden: int = 64                  # channels of the 1-D (time) stacks
+    latent_dim: int = 32              # D, channels of the shared latent sequence
+    n_blocks: int = 3                 # ResBlock1d per 1-D stack (image head, signal encoder, decoder)
+    kernel_size: int = 5              # kernel of the 1-D convolutions
+    dropout: float = 0.0              # dropout in every block
+    variational: bool = False         # VAE latent: encoders give mu and logvar, z ~ N(mu, exp(logvar))
+    coord_channel: bool = True        # add a fixed row-position channel to the image (CoordConv)
+    signal_encoder: bool = True       # build the signal encoder (False: image-only ablation)
+
+    @property
+    def latent_len(self) -> int:
+        """L, latent steps: crop width over the product of the width strides."""
+        return self.crop_width // math.prod(self.width_strides)
+
+    @property
+    def patch(self) -> int:
+        """Output samples per latent step (T / L)."""
+        return self.out_samples // self.latent_len
+
+    def validate(self) -> None:
+        assert len(self.channels) == len(self.width_strides), \
+            f"channels {self.channels} and width_strides {self.width_strides} need one entry per stage"
+        assert self.crop_width % math.prod(self.width_strides) == 0, \
+            f"crop_width {self.crop_width} must be divisible by the width strides' product"
+        assert self.out_samples % self.latent_len == 0, \
+            f"out_samples {self.out_samples} must be a multiple of latent_len {self.latent_len}"
+        assert self.crop_height % 2 ** len(self.channels) == 0, \
+            f"crop_height {self.crop_height} must be divisible by 2**{len(self.channels)} (one halving per stage)"
+
+    def to_dict(self) -> dict:
+        """Plain dict (tuples as lists), safe for ``torch.load(weights_only=True)``."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+# --------------------------------------------------------------------------------------------
+# The three parts
+# --------------------------------------------------------------------------------------------
+
+class ImageEncoder(nn.Module):
+    """Panel crop -> latent sequence: 2-D conv stages collapse the height, keep a time axis.
+
+    ``(B, 1, H, W)`` -> stages (each halves H, divides W by its stride) -> a full-height conv that
+    reads the remaining rows (where on the strip the ink is = amplitude) -> 1-D blocks along time
+    -> ``(B, D, L)`` (``(B, 2D, L)``, i.e. mu and logvar, when variational).
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        c_in = 2 if cfg.coord_channel else 1
+        stages = []
+        for c, sw in zip(cfg.channels, cfg.width_strides):
+            stages.append(ConvBlock2d(c_in, c, (2, sw), cfg.dropout))
+            c_in = c
+        self.stages = nn.Sequential(*stages)
+        h_left = cfg.crop_height // 2 ** len(cfg.channels)
+        self.collapse = nn.Conv2d(c_in, cfg.hidden, (h_left, 1))      # (B, hidden, 1, L)
+        self.temporal = _temporal_stack(cfg.hidden, cfg)
+        self.head = nn.Conv1d(cfg.hidden, cfg.latent_dim * (2 if cfg.variational else 1), 1)
+        rows = torch.linspace(1.0, -1.0, cfg.crop_height).view(1, 1, -1, 1)  # +1 top (positive mV)
+        self.register_buffer("rows", rows, persistent=False)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        assert image.ndim == 4 and image.shape[1:] == (1, cfg.crop_height, cfg.crop_width), \
+            f"image must be (B, 1, {cfg.crop_height}, {cfg.crop_width}), got {tuple(image.shape)}"
+        x = image
+        if cfg.coord_channel:
+            x = torch.cat([x, self.rows.expand(x.shape[0], 1, -1, x.shape[3])], dim=1)  # (B, 2, H, W)
+        x = self.stages(x)                           # (B, C, H / 2**stages, L)
+        x = self.collapse(x).squeeze(2)              # (B, hidden, L)
+        x = self.temporal(x)                         # (B, hidden, L)
+        return self.head(F.gelu(x))                  # (B, D or 2D, L)
+
+
+class SignalEncoder(nn.Module):
+    """Signal (mV) -> latent sequence: patchify ``patch`` samples per step, then 1-D blocks.
+
+    ``(B, T)`` -> ``(B, hidden, L)`` -> ``(B, D, L)`` (``(B, 2D, L)`` when variational).
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Conv1d(1, cfg.hidden, cfg.patch, stride=cfg.patch)
+        self.temporal = _temporal_stack(cfg.hidden, cfg)
+        self.head = nn.Conv1d(cfg.hidden, cfg.latent_dim * (2 if cfg.variational else 1), 1)
+
+    def forward(self, signal: torch.Tensor) -> torch.Tensor:
+        assert signal.ndim == 2 and signal.shape[1] == self.cfg.out_samples, \
+            f"signal must be (B, {self.cfg.out_samples}) mV, got {tuple(signal.shape)}"
+        x = self.embed(signal.unsqueeze(1))          # (B, hidden, L)
+        x = self.temporal(x)                         # (B, hidden, L)
+        return self.head(F.gelu(x))                  # (B, D or 2D, L)
+
+
+class WaveformDecoder(nn.Module):
+    """Latent sequence -> signal (mV): 1-D blocks, then ``patch`` samples per latent step.
+
+    ``(B, D, L)`` -> ``(B, hidden, L)`` -> ``(B, patch, L)`` -> ``(B, T)`` (sub-pixel upsampling).
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Conv1d(cfg.latent_dim, cfg.hidden, 1)
+        self.temporal = _temporal_stack(cfg.hidden, cfg)
+        self.out = nn.Conv1d(cfg.hidden, cfg.patch, 3, padding=1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        assert z.ndim == 3 and z.shape[1:] == (cfg.latent_dim, cfg.latent_len), \
+            f"latent must be (B, {cfg.latent_dim}, {cfg.latent_len}), got {tuple(z.shape)}"
+        x = self.temporal(self.embed(z))             # (B, hidden, L)
+        x = self.out(F.gelu(x))                      # (B, patch, L)
+        return x.transpose(1, 2).reshape(z.shape[0], cfg.out_samples)  # (B, T): step-major
+
+
+# --------------------------------------------------------------------------------------------
+# The whole model
+# --------------------------------------------------------------------------------------------
+
+class MultimodalECG(nn.Module):
+    """Image encoder + signal encoder -> shared latent -> waveform decoder."""
+
+    def __init__(self, cfg: ModelConfig = ModelConfig()):
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        self.image_encoder = ImageEncoder(cfg)
+        self.signal_encoder = SignalEncoder(cfg) if cfg.signal_encoder else None
+        self.decoder = WaveformDecoder(cfg)
+
+    def _latent(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``(z, mu, logvar)`` from an encoder output; z is sampled only when variational and training."""
+        if not self.cfg.variational:
+            return h, h, None
+        mu, logvar = h.chunk(2, dim=1)               # (B, D, L) each
+        logvar = logvar.clamp(-10.0, 10.0)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+        return z, mu, logvar
+
+    def encode_image(self, image: torch.Tensor):
+        """``(B, 1, H, W)`` ink -> ``(z, mu, logvar)``, each ``(B, D, L)`` (logvar None unless variational)."""
+        return self._latent(self.image_encoder(image))
+
+    def encode_signal(self, signal: torch.Tensor):
+        """``(B, T)`` mV -> ``(z, mu, logvar)``, each ``(B, D, L)``."""
+        assert self.signal_encoder is not None, "this model has no signal encoder (image-only config)"
+        return self._latent(self.signal_encoder(signal))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """``(B, D, L)`` -> ``(B, T)`` mV."""
+        return self.decoder(z)
+
+    def forward(self, image: torch.Tensor, signal: torch.Tensor | None = None) -> dict:
+        """Reconstruct from the image and, when ``signal`` is given, from the signal.
+
+        Returns ``recon_image`` ``(B, T)``, ``z_image``/``mu_image``/``logvar_image``
+        ``(B, D, L)`` and, with a signal (and a signal encoder), the same ``*_signal`` keys.
+        The image outputs never depend on ``signal``.
+        """
+        z, mu, logvar = self.encode_image(image)
+        out = {"recon_image": self.decode(z), "z_image": z, "mu_image": mu, "logvar_image": logvar}
+        if signal is not None and self.signal_encoder is not None:
+            assert signal.shape[0] == image.shape[0], \
+                f"image batch {image.shape[0]} and signal batch {signal.shape[0]} differ"
+            zs, mus, logvars = self.encode_signal(signal)
+            out.update(recon_signal=self.decode(zs), z_signal=zs, mu_signal=mus,
+                       logvar_signal=logvars)
+        return out
+
+    @torch.no_grad()
+    def predict(self, image_batch: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """Inference from images only: ``(B, 1, H, W)`` -> ``(B, T)`` mV (latent mean, no sampling)."""
+        was = self.training
+        self.eval()
+        try:
+            dev = next(self.parameters()).device
+            outs = [self.decode(self.encode_image(image_batch[i:i + batch_size].to(dev))[1]).cpu()
+                    for i in range(0, image_batch.shape[0], batch_size)]
+        finally:
+            self.train(was)
+        return torch.cat(outs) if outs else torch.zeros(0, self.cfg.out_samples)
+
+
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    """Trainable parameters per part (``image_encoder``, ``signal_encoder``, ``decoder``) and ``total``."""
+    m = getattr(model, "module", model)          # unwrap DDP
+    parts = {name: sum(p.numel() for p in child.parameters() if p.requires_grad)
+             for name, child in m.named_children()}
+    parts.setdefault("signal_encoder", 0)
+    parts["total"] = sum(p.numel() for p in m.parameters() if p.requires_grad)
+    return parts
+
+
+# --------------------------------------------------------------------------------------------
+# Checkpoints and inference on pages
+# --------------------------------------------------------------------------------------------
+
+def load_model(checkpoint: str | Path | None = None, device: str = "cpu"
+               ) -> tuple[MultimodalECG, dict]:
+    """``(model in eval mode, checkpoint dict)`` from a ``ecgnb.train`` checkpoint.
+
+    ``checkpoint`` defaults to ``DEFAULT_CHECKPOINT``; a clear ``MissingInputError`` says how to
+    make one. Loaded with ``weights_only=True`` (checkpoints hold only tensors and plain types).
+    """
+    path = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
+    if not path.exists():
+        raise MissingInputError(
+            f"model checkpoint {path} not found: train one first (ecgnb.train.train(..., "
+            f"run_dir={DEFAULT_CHECKPOINT.parent}) or notebook 03), or pass checkpoint=...")
+    ckpt = torch.load(path, map_location=device, weights_only=True)
+    model = MultimodalECG(ModelConfig.from_dict(ckpt["model_cfg"])).to(device)
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), ckpt
+
+
+@dataclass
+class ModelDigitizeResult:
+    """A page digitized by the model: the signal plus what the preprocessing found."""
+
+    signal: np.ndarray          # (n_samples, 12) mV, NaN where the page shows no sample
+    fs: float                   # Hz
+    lead_names: tuple[str, ...]
+    analysis: object            # ecgnb.panels.PageAnalysis (upright page, grid, layout)
+    n_crops: int
+
+    def diagnostics(self) -> dict:
+        """Plain-JSON summary in the shape of ``ecgnb.digitize.DigitizeResult.diagnostics``."""
+        a = self.analysis
+        g, lay = a.grid, a.layout
+        return {
+            "method": "model", "n_crops": self.n_crops, "skew_deg": a.skew_deg,
+            "grid": {"px_per_mm": g.px_per_mm, "px_per_mm_x": g.px_per_mm_x,
+                     "px_per_mm_y": g.px_per_mm_y, "colour": list(g.colour),
+                     "confidence": g.confidence, "found": g.found, "notes": g.notes},
+            "layout": {"name": lay.name, "confidence": lay.confidence,
+                       "candidates": lay.candidates, "x_start": lay.x_start, "x_end": lay.x_end},
+            "calibration": [r.calibration for r in lay.rows],
+            "panels": [{"lead": p.lead, "row": p.row, "col": p.col, "rhythm": p.rhythm,
+                        "bbox": [p.x0, p.y0, p.x1, p.y1], "baseline_y": p.baseline_y}
+                       for p in lay.panels],
+        }
+
+
+def place_crops(crops: list, outputs: np.ndarray, crop_fs: float, fs: float, n: int) -> np.ndarray:
+    """Assemble per-crop outputs ``(N, T)`` mV (at ``crop_fs``) into a ``(n, 12)`` page signal at ``fs``.
+
+    Rhythm-strip windows go first and own their samples; short panels fill only what is still
+    NaN (as the classical digitizer does).
+    """
+    signal = np.full((n, len(LEAD_NAMES)), np.nan)
+    order = sorted(range(len(crops)), key=lambda i: not crops[i].rhythm)
+    for i in order:
+        c, y = crops[i], outputs[i]
+        t = c.t0_s + np.arange(y.size) / crop_fs                       # (T,) s
+        s0, s1 = int(np.ceil(c.t0_s * fs - 1e-9)), int(np.ceil(c.t1_s * fs - 1e-9))
+        idx = np.arange(max(0, s0), min(n, s1))
+        vals = y[idx - s0] if fs == crop_fs else np.interp(idx / fs, t, y)
+        col = signal[:, LEAD_INDEX[c.lead]]
+        free = np.isnan(col[idx])
+        col[idx[free]] = vals[free]
+    return signal
+
+
+def digitize_image(image: np.ndarray, layout: str = "3x4+1", fs: float = 500,
+                   model: MultimodalECG | None = None, checkpoint: str | Path | None = None,
+                   duration_s: float = 10.0, crop_cfg=None) -> ModelDigitizeResult:
+    """Digitize one RGB page ``(H, W, 3)`` uint8 with the model: ``(round(fs * duration_s), 12)`` mV.
+
+    Crops every panel (``ecgnb.panels.extract_panels``, the classical layout detection), runs
+    ``model.predict`` on them (image only) and places each output at its lead and time span.
+    ``model`` defaults to the one in ``checkpoint`` (default ``DEFAULT_CHECKPOINT``); the crop
+    geometry is the checkpoint's (or ``crop_cfg``, else ``CropConfig()``).
+    """
+    from .panels import CropConfig, analyse_page, crops_from_layout
+
+    if model is None:
+        model, ckpt = load_model(checkpoint)
+        crop_cfg = crop_cfg or (CropConfig(**ckpt["crop"]) if ckpt.get("crop") else None)
+    crop_cfg = crop_cfg or CropConfig()
+    assert (crop_cfg.height, crop_cfg.width, crop_cfg.n_samples) == \
+        (model.cfg.crop_height, model.cfg.crop_width, model.cfg.out_samples), \
+        f"crop geometry {crop_cfg} does not match the model's input/output {model.cfg}"
+    analysis = analyse_page(image, layout, duration_s, crop_cfg.blur_px)
+    crops = crops_from_layout(analysis, crop_cfg)
+    x = torch.from_numpy(np.stack([c.crop for c in crops])[:, None].astype(np.float32))  # (N, 1, H, W)
+    y = model.predict(x).numpy()                                                           # (N, T)
+    signal = place_crops(crops, y, crop_cfg.fs, fs, int(round(fs * duration_s)))
+    return ModelDigitizeResult(signal=signal, fs=float(fs), lead_names=LEAD_NAMES,
+                               analysis=analysis, n_crops=len(crops))

@@ -1,0 +1,373 @@
+"""Panel crops: the unit of input of the learned digitizer (``ecgnb.model``).
+
+A page is cut into one crop per lead panel, each keeping the page's time resolution: a crop is a
+``(height, width)`` float32 map of trace ink (0 = paper, 1 = darkest ink; the grid's colour is
+removed by ``ecgnb.preprocess.darkness``) sampled on a fixed physical grid around the panel's
+0 mV line:
+
+* rows: ``height`` rows evenly spanning ``+half_mm`` (top row) to ``-half_mm`` (bottom row) around
+  the baseline, i.e. +-``half_mm / gain`` mV; row ``(height - 1) / 2`` is 0 mV.
+* columns: ``cols_per_s`` columns per second of record; column ``j`` is at time
+  ``t0_s + j / cols_per_s``. A 2.5 s panel at 200 col/s is 500 columns (the page itself has
+  ~197 px/s at 200 dpi, so nothing is shrunk). Longer panels (the 10 s rhythm strip) are cut
+  into ``window_s`` windows.
+
+The target of a crop is the signal (mV) of its lead over ``[t0_s, t0_s + window_s)``, at ``fs`` Hz
+(``window_s * fs`` samples, sample ``k`` at time ``t0_s + k / fs``).
+
+Crops come from the classical preprocessing (deskew, grid, trace mask, layout detection), the same
+path at training and inference, so the model never sees anything the test pages would not give
+it. ``use_truth`` cuts the crops at the renderer's ground-truth positions instead (for tests and
+for checking the detected boxes).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import paths
+from . import preprocess as pp
+from .dataset import load_index
+from .errors import EcgnbError, ImageError, SignalError
+from .io import load_page
+from .leads import LEAD_INDEX
+
+CACHE_VERSION = 1   # bump when crops change meaning, so old caches are rebuilt
+
+
+@dataclass(frozen=True)
+class CropConfig:
+    """Geometry of one crop and its target."""
+
+    height: int = 96            # rows per crop
+    half_mm: float = 16.0       # mm above (and below) the 0 mV line the crop spans (1.6 mV at 10 mm/mV)
+    cols_per_s: int = 200       # crop columns per second of record (page: ~197 px/s at 200 dpi)
+    window_s: float = 2.5       # s per crop; longer panels are cut into windows of this length
+    fs: int = 500               # Hz, sampling rate of the target signal
+    gain_mm_mv: float = 10.0    # mm/mV, printed amplitude scale
+    speed_mm_s: float = 25.0    # mm/s, printed paper speed
+    blur_px: float = 1.0        # px, vertical Gaussian sigma on the ink map before sampling (anti-alias)
+
+    @property
+    def width(self) -> int:
+        """Columns per crop."""
+        return int(round(self.cols_per_s * self.window_s))
+
+    @property
+    def n_samples(self) -> int:
+        """Target samples per crop."""
+        return int(round(self.fs * self.window_s))
+
+    @property
+    def mv_per_row(self) -> float:
+        """mV between two crop rows."""
+        return 2 * self.half_mm / (self.height - 1) / self.gain_mm_mv
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class PanelCrop:
+    """One crop of one panel window, and where it came from on the page."""
+
+    crop: np.ndarray            # (height, width) float32 ink 0..1, see the module docstring
+    lead: str
+    row: int                    # printed row (0 = top)
+    col: int                    # column within the row (rhythm strips: 0)
+    rhythm: bool
+    t0_s: float                 # s, record time of column 0 / target sample 0
+    t1_s: float                 # s, t0_s + window_s
+    x0: float                   # px, page x (upright page) of t0_s
+    x1: float                   # px, page x of t1_s
+    baseline_y: float           # px, y of 0 mV at x0
+    slope: float                # px/px, dy/dx of the 0 mV line
+    px_per_mm_x: float          # px/mm along time (measured from the grid, or truth)
+    px_per_mm_y: float          # px/mm along amplitude
+    source: str = "detected"    # "detected" (classical layout) or "truth"
+
+    def sample_span(self, fs: float) -> tuple[int, int]:
+        """``(first, end)`` sample indices (end exclusive) of this crop at ``fs`` Hz."""
+        s0 = int(round(self.t0_s * fs))
+        return s0, s0 + int(round((self.t1_s - self.t0_s) * fs))
+
+
+@dataclass
+class PageAnalysis:
+    """What the classical preprocessing found on a page: the basis of the crops."""
+
+    upright: np.ndarray         # (H, W, 3) uint8, deskewed page
+    ink: np.ndarray             # (H, W) float32 0..1, trace-ink darkness of the upright page
+    skew_deg: float             # deg (CCW) removed by deskew
+    grid: pp.GridInfo
+    layout: pp.LayoutInfo
+
+
+# --------------------------------------------------------------------------------------------
+# Sampling a crop
+# --------------------------------------------------------------------------------------------
+
+def ink_map(image: np.ndarray, dark: np.ndarray | None = None, blur_px: float = 1.0) -> np.ndarray:
+    """``(H, W)`` float32 trace ink 0..1: the smallest per-channel relative darkness.
+
+    A coloured grid is dark in some channels only, so it nearly vanishes here; the trace is dark in
+    all. ``dark`` is ``preprocess.darkness(image)`` when the caller has it. A light vertical blur
+    (``blur_px`` sigma) keeps a 2 px pen line visible after the crop's vertical downsampling.
+    """
+    dark = pp.darkness(image) if dark is None else dark
+    ink = pp.channel_min(dark).astype(np.float32)
+    if blur_px > 0:
+        k = 2 * int(np.ceil(3 * blur_px)) + 1
+        ink = cv2.GaussianBlur(ink, (1, k), sigmaX=0, sigmaY=blur_px)
+    return ink
+
+
+def crop_offsets_mm(cfg: CropConfig) -> np.ndarray:
+    """``(height,)`` mm above the 0 mV line of each crop row (top row ``+half_mm``)."""
+    return np.linspace(cfg.half_mm, -cfg.half_mm, cfg.height)
+
+
+def sample_crop(ink: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
+    """Bilinear samples of ``ink`` at float px ``(map_x, map_y)`` (both ``(h, w)``); 0 outside."""
+    return cv2.remap(ink, map_x.astype(np.float32), map_y.astype(np.float32), cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+
+
+def _windows(t0: float, t1: float, window_s: float) -> list[float]:
+    """Start times (s) of the whole ``window_s`` windows in ``[t0, t1)``."""
+    n = int(np.floor((t1 - t0) / window_s + 1e-6))
+    return [t0 + k * window_s for k in range(n)]
+
+
+def crops_from_layout(analysis: PageAnalysis, cfg: CropConfig = CropConfig()) -> list[PanelCrop]:
+    """One crop per ``window_s`` window of every detected panel (upright-page coordinates)."""
+    g = analysis.grid
+    dy_mm = crop_offsets_mm(cfg)
+    out = []
+    for box in analysis.layout.panels:
+        px_per_s = (box.x1 - box.x0) / (box.t1_s - box.t0_s)
+        for ta in _windows(box.t0_s, box.t1_s, cfg.window_s):
+            xs = box.x0 + (ta - box.t0_s + np.arange(cfg.width) / cfg.cols_per_s) * px_per_s  # (W,)
+            ys = box.baseline_at(xs)[None, :] - dy_mm[:, None] * g.px_per_mm_y               # (H, W)
+            crop = sample_crop(analysis.ink, np.broadcast_to(xs, ys.shape), ys)
+            xa = box.x0 + (ta - box.t0_s) * px_per_s
+            out.append(PanelCrop(crop=crop, lead=box.lead, row=box.row, col=box.col,
+                                 rhythm=box.rhythm, t0_s=ta, t1_s=ta + cfg.window_s, x0=float(xa),
+                                 x1=float(xa + cfg.window_s * px_per_s),
+                                 baseline_y=float(box.baseline_at(xa)), slope=float(box.slope),
+                                 px_per_mm_x=g.px_per_mm_x, px_per_mm_y=g.px_per_mm_y))
+    return out
+
+
+def crops_from_truth(image: np.ndarray, truth: dict, cfg: CropConfig = CropConfig()) -> list[PanelCrop]:
+    """Crops at the renderer's ground-truth panel positions, on the page as given (not deskewed).
+
+    Positions are built on the clean page (``x_start``, ``baseline_y``, ``px_per_mm``) and mapped
+    through ``truth["artefacts"]["homography"]`` when the page was augmented.
+    """
+    ppm, fs = float(truth["px_per_mm"]), float(truth["fs"])
+    speed = float(truth.get("speed_mm_s", cfg.speed_mm_s))
+    hom = truth.get("artefacts", {}).get("homography")
+    hom = None if hom is None else np.asarray(hom, float)
+    ink = ink_map(image, blur_px=cfg.blur_px)
+    dy_mm = crop_offsets_mm(cfg)
+    out = []
+    for p in truth["panels"]:
+        t_first = p["sample_start"] / fs
+        t_end = p["sample_end"] / fs
+        for ta in _windows(t_first, t_end, cfg.window_s):
+            xs = p["x_start"] + (ta - t_first + np.arange(cfg.width) / cfg.cols_per_s) * speed * ppm
+            X = np.broadcast_to(xs, (cfg.height, cfg.width))
+            Y = np.broadcast_to(p["baseline_y"] - dy_mm[:, None] * ppm, X.shape)
+            if hom is not None:
+                pts = np.stack([X.ravel(), Y.ravel(), np.ones(X.size)], axis=1) @ hom.T
+                X = (pts[:, 0] / pts[:, 2]).reshape(X.shape)
+                Y = (pts[:, 1] / pts[:, 2]).reshape(X.shape)
+            crop = sample_crop(ink, X, Y)
+            out.append(PanelCrop(crop=crop, lead=p["lead"], row=int(p["row"]), col=int(p["col"]),
+                                 rhythm=bool(p["rhythm"]), t0_s=ta, t1_s=ta + cfg.window_s,
+                                 x0=float(X[0, 0]), x1=float(X[0, 0] + cfg.window_s * speed * ppm),
+                                 baseline_y=float(p["baseline_y"]), slope=0.0, px_per_mm_x=ppm,
+                                 px_per_mm_y=ppm, source="truth"))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# One page
+# --------------------------------------------------------------------------------------------
+
+def analyse_page(image: np.ndarray, layout: str = "3x4+1", duration_s: float = 10.0,
+                 blur_px: float = CropConfig.blur_px) -> PageAnalysis:
+    """Classical preprocessing of one RGB page (the steps of ``ecgnb.digitize.digitize_image``).
+
+    Raises ``ImageError`` (not an ECG page) or ``LayoutError`` (page does not match ``layout``).
+    """
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ImageError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+    upright, skew = pp.deskew(image)
+    dark = pp.darkness(upright)
+    grid = pp.detect_grid(upright, dark)
+    mask = pp.denoise(pp.remove_grid(upright, grid, dark=dark), grid.px_per_mm)
+    lay = pp.detect_layout(mask, grid, layout, duration_s, strength=pp.grid_strength(dark))
+    return PageAnalysis(upright=upright, ink=ink_map(upright, dark, blur_px), skew_deg=skew,
+                        grid=grid, layout=lay)
+
+
+def extract_panels(image: np.ndarray, layout: str = "3x4+1", use_truth: dict | None = None,
+                   cfg: CropConfig = CropConfig(), duration_s: float = 10.0) -> list[PanelCrop]:
+    """Crops of every panel window of a page ``(H, W, 3)`` uint8 RGB.
+
+    By default from the classical preprocessing (``analyse_page``); with ``use_truth`` (the
+    renderer's truth dict) at the true panel positions. Crops are ``(cfg.height, cfg.width)``.
+    """
+    if use_truth is not None:
+        return crops_from_truth(image, use_truth, cfg)
+    return crops_from_layout(analyse_page(image, layout, duration_s, cfg.blur_px), cfg)
+
+
+def crop_target(signal: np.ndarray, crop: PanelCrop, fs_signal: float,
+                cfg: CropConfig = CropConfig()) -> np.ndarray | None:
+    """``(cfg.n_samples,)`` mV of ``crop``'s lead over its window at ``cfg.fs``; None if not all drawn.
+
+    ``signal`` is ``(n_samples, 12)`` mV at ``fs_signal`` Hz with NaN where the page shows nothing;
+    a window with any NaN (or running past the record) is not a usable target.
+    """
+    col = signal[:, LEAD_INDEX[crop.lead]]
+    t = crop.t0_s + np.arange(cfg.n_samples) / cfg.fs                  # (T,) s
+    if fs_signal == cfg.fs:
+        s0 = int(round(crop.t0_s * fs_signal))
+        if s0 < 0 or s0 + cfg.n_samples > col.size:
+            return None
+        y = col[s0:s0 + cfg.n_samples]
+    else:
+        k = t * fs_signal
+        if k[0] < 0 or k[-1] > col.size - 1:
+            return None
+        y = np.interp(k, np.arange(col.size), col)
+    return None if np.isnan(y).any() else y.astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# A whole split, cached
+# --------------------------------------------------------------------------------------------
+
+META_COLUMNS = ("page", "record", "severity", "lead", "row", "col", "rhythm", "t0_s", "t1_s",
+                "x0", "baseline_y", "px_per_mm_x", "px_per_mm_y")
+
+
+def _page_crops(job: tuple) -> dict:
+    """Worker: crops, targets and meta rows of one page (errors returned, not raised)."""
+    root, row, layout, cfg_dict, use_truth = job
+    cfg = CropConfig(**cfg_dict)
+    rel = Path(row["path"])
+    image, signal, truth = load_page(Path(root) / rel.parent, rel.name)
+    try:
+        crops = extract_panels(image, layout, truth if use_truth else None, cfg,
+                               duration_s=truth["n_samples"] / truth["fs"])
+    except EcgnbError as exc:
+        return {"page": row["page"], "error": f"{type(exc).__name__}: {exc}"}
+    xs, ys, meta, dropped = [], [], [], 0
+    for c in crops:
+        y = crop_target(signal, c, float(truth["fs"]), cfg)
+        if y is None:
+            dropped += 1
+            continue
+        xs.append(np.round(np.clip(c.crop, 0, 1) * 255).astype(np.uint8))
+        ys.append(y)
+        meta.append({"page": row["page"], "record": row["record"], "severity": row["severity"],
+                     **{k: getattr(c, k) for k in META_COLUMNS[3:]}})
+    return {"page": row["page"], "x": xs, "y": ys, "meta": meta, "dropped": dropped}
+
+
+def panel_cache_path(profile_name: str, split: str, data_dir: Path | None = None,
+                     use_truth: bool = False) -> Path:
+    """``data/<profile>/panels_<split>.npz`` (``panels_truth_<split>.npz`` for truth crops)."""
+    root = Path(data_dir or paths.data_dir(profile_name))
+    return root / f"panels_{'truth_' if use_truth else ''}{split}.npz"
+
+
+def _save_npz_atomic(path: Path, **arrays) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
+    os.close(fd)
+    try:
+        np.savez_compressed(tmp, **arrays)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def build_panel_arrays(profile_name: str, split: str, cfg: CropConfig = CropConfig(),
+                       layout: str = "3x4+1", data_dir: Path | None = None, cache: bool = True,
+                       progress: bool = True, max_pages: int | None = None, workers: int = 1,
+                       use_truth: bool = False, log=print
+                       ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """Crops and targets of every page of one split: ``(X, Y, meta)``.
+
+    ``X`` is ``(N, 1, cfg.height, cfg.width)`` float32 ink 0..1, ``Y`` ``(N, cfg.n_samples)``
+    float32 mV, ``meta`` one row per crop (``META_COLUMNS``). ``meta.attrs`` holds ``crop`` (the
+    ``CropConfig`` as a dict), ``pages``, ``skipped`` (``{page: reason}``, pages where the layout
+    was not found) and ``dropped`` (crops whose target window was not fully drawn).
+
+    Cached in ``panel_cache_path`` (compressed npz, written atomically); a cache made with other
+    settings or another page list is rebuilt. ``workers`` > 1 preprocesses pages in parallel.
+    """
+    root = Path(data_dir or paths.data_dir(profile_name))
+    index = load_index(profile_name, data_dir)
+    index = index[index["split"] == split].sort_values("page")
+    if max_pages is not None:
+        index = index.iloc[:max_pages]
+    if index.empty:
+        raise SignalError(f"the {profile_name} dataset has no pages in split {split!r}")
+    key = json.dumps({"version": CACHE_VERSION, "crop": cfg.to_dict(), "layout": layout,
+                      "use_truth": use_truth, "pages": index["page"].tolist()}, sort_keys=True)
+    path = panel_cache_path(profile_name, split, data_dir, use_truth)
+    if cache and path.exists():
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["key"]) == key:
+                return _from_cache(z)
+        log(f"{path.name}: settings or pages changed, rebuilding")
+    jobs = [(str(root), row._asdict(), layout, cfg.to_dict(), use_truth)
+            for row in index.itertuples(index=False)]
+    bar = dict(total=len(jobs), desc=f"panels {profile_name}/{split}", disable=not progress)
+    if workers > 1:
+        import multiprocessing as mp
+        with mp.get_context("spawn").Pool(workers) as pool:
+            results = list(tqdm(pool.imap(_page_crops, jobs), **bar))
+    else:
+        results = [_page_crops(j) for j in tqdm(jobs, **bar)]
+    skipped = {r["page"]: r["error"] for r in results if "error" in r}
+    ok = [r for r in results if "error" not in r]
+    xs = [x for r in ok for x in r["x"]]
+    ys = [y for r in ok for y in r["y"]]
+    meta = pd.DataFrame([m for r in ok for m in r["meta"]], columns=list(META_COLUMNS))
+    dropped = int(sum(r["dropped"] for r in ok))
+    if skipped:
+        log(f"{split}: layout not found on {len(skipped)}/{len(jobs)} pages, skipped: "
+            + ", ".join(sorted(skipped)))
+    x8 = np.stack(xs)[:, None] if xs else np.zeros((0, 1, cfg.height, cfg.width), np.uint8)
+    y = np.stack(ys) if ys else np.zeros((0, cfg.n_samples), np.float32)
+    attrs = {"crop": cfg.to_dict(), "pages": len(jobs), "skipped": skipped, "dropped": dropped}
+    if cache:
+        _save_npz_atomic(path, key=np.array(key), x=x8, y=y, meta=np.array(meta.to_json()),
+                         attrs=np.array(json.dumps(attrs)))
+    meta.attrs.update(attrs)
+    return x8.astype(np.float32) / 255.0, y, meta
+
+
+def _from_cache(z) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    from io import StringIO
+    meta = pd.read_json(StringIO(str(z["meta"])))
+    meta = meta.reindex(columns=list(META_COLUMNS))
+    meta.attrs.update(json.loads(str(z["attrs"])))
+    return z["x"].astype(np.float32) / 255.0, z["y"].astype(np.float32), meta

@@ -1,0 +1,367 @@
+"""Training the multimodal digitizer (``ecgnb.model``) on panel crops (``ecgnb.panels``).
+
+``train(model_cfg, train_cfg, train_arrays, val_arrays, run_dir)`` is the whole loop: AdamW, a
+warm-up + cosine learning-rate schedule, gradient clipping, validation SNR after every epoch,
+early stopping, ``run_dir/log.csv``, and checkpoints ``last.pt`` (every epoch) and ``best.pt``
+(best validation SNR), both written atomically and loadable with ``torch.load(weights_only=True)``.
+An interrupted run resumes from ``last.pt`` and continues exactly where it stopped (the data
+order and the random state are restored, so the result equals an uninterrupted run on CPU).
+
+Losses (all MSE in mV^2 unless said otherwise), weighted by ``TrainConfig``:
+
+* ``loss_image``: signal reconstructed from the image latent vs the target.
+* ``loss_signal``: signal reconstructed from the signal latent (the signal autoencoder).
+* ``loss_align``: MSE between the image latent mean and the signal latent mean. With
+  ``detach_signal_latent`` (default) the signal latent is a fixed target for this term: the signal
+  autoencoder shapes the latent space on its own, and the image encoder learns to land in it
+  (it cannot pull the signal latent towards whatever is easy to read from images). Without it,
+  both encoders move towards each other.
+* ``loss_kl``: KL divergence to N(0, 1) per latent element (mean), both encoders, when
+  ``ModelConfig.variational``.
+
+Distributed data parallel: launch the same code with ``torchrun --nproc_per_node=K``;
+``init_distributed`` reads ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``, each rank sees its share of the
+batches (``DistributedSampler``), rank 0 validates and writes every file.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io as _io
+import math
+import os
+import platform
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from tqdm.auto import tqdm
+
+from .io import write_text_atomic
+from .model import ModelConfig, MultimodalECG, count_parameters
+
+LOG_COLUMNS = ("epoch", "step", "loss", "loss_image", "loss_signal", "loss_align", "loss_kl",
+               "val_snr_db", "val_snr_signal_db", "lr", "seconds")
+RUNTIME_FIELDS = ("threads", "device", "progress_every")  # may differ between a run and its resume
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, losses, stopping and runtime settings of one training run."""
+
+    epochs: int = 30                  # most epochs to run
+    batch_size: int = 32              # crops per optimiser step (per process under DDP)
+    lr: float = 2e-3                  # peak learning rate of AdamW
+    weight_decay: float = 1e-4        # AdamW decoupled weight decay
+    schedule: str = "cosine"          # "cosine": linear warm-up then cosine to 0; "onecycle": lr/25 -> lr -> lr/1e4; "constant"
+    warmup_frac: float = 0.05         # share of all steps spent warming up (onecycle: rising)
+    grad_clip: float = 1.0            # max global grad norm (0: no clipping)
+    w_image: float = 1.0              # weight of the image -> signal reconstruction (mV^2)
+    w_signal: float = 0.5             # weight of the signal -> signal reconstruction (mV^2)
+    w_align: float = 0.5              # weight of the latent alignment MSE (image vs signal latent)
+    detach_signal_latent: bool = True # alignment treats the signal latent as a fixed target
+    beta_kl: float = 1e-3             # weight of the KL term when the model is variational
+    patience: int = 8                 # stop after this many epochs without a better val SNR
+    seed: int = 0                     # torch seed: initialisation, data order, dropout, sampling
+    multimodal: bool = True           # False: image-only ablation (no signal encoder, no alignment)
+    threads: int = 2                  # torch CPU threads (shared machines: keep small)
+    device: str = "auto"              # "auto" (CUDA when available), "cpu" or "cuda"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------------------------
+# Small pieces
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: str = "auto") -> DistInfo:
+    """Join the process group when launched by ``torchrun`` (``WORLD_SIZE`` > 1), else one process.
+
+    NCCL on CUDA, gloo on CPU; each rank uses GPU ``LOCAL_RANK`` when CUDA is used.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
+    dev = torch.device(f"cuda:{local}" if use_cuda else "cpu")
+    if use_cuda:
+        torch.cuda.set_device(dev)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    return DistInfo(rank, world, local, dev)
+
+
+def crop_snr_db(reference: np.ndarray, estimate: np.ndarray) -> np.ndarray:
+    """SNR (dB) of each crop, ``10 log10(sum ref^2 / sum err^2)`` as ``ecgnb.metrics.snr_db``.
+
+    ``reference``/``estimate`` are ``(N, T)`` mV; NaN in the estimate counts as 0 mV. Returns
+    ``(N,)``; ``inf`` for a perfect crop, ``-inf`` for an all-zero reference with error.
+    """
+    ref = np.asarray(reference, float)
+    err = np.nan_to_num(np.asarray(estimate, float), nan=0.0) - ref
+    with np.errstate(divide="ignore"):
+        return 10.0 * np.log10((ref ** 2).sum(axis=1)) - 10.0 * np.log10((err ** 2).sum(axis=1))
+
+
+def mean_snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
+    """Mean of ``crop_snr_db`` over crops with a finite value."""
+    snr = crop_snr_db(reference, estimate)
+    snr = snr[np.isfinite(snr)]
+    return float(snr.mean()) if snr.size else float("nan")
+
+
+def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
+    """Learning rate at optimiser ``step`` (0-based) of ``total`` (a pure function: resumable)."""
+    if cfg.schedule == "constant":
+        return cfg.lr
+    warm = max(1, int(round(cfg.warmup_frac * total)))
+    if cfg.schedule == "cosine":
+        if step < warm:
+            return cfg.lr * (step + 1) / warm
+        p = min(1.0, (step - warm) / max(1, total - warm))
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * p))
+    if cfg.schedule == "onecycle":
+        lo, end = cfg.lr / 25, cfg.lr / 1e4
+        if step < warm:
+            return lo + (cfg.lr - lo) * 0.5 * (1 - math.cos(math.pi * step / warm))
+        p = min(1.0, (step - warm) / max(1, total - warm))
+        return end + (cfg.lr - end) * 0.5 * (1 + math.cos(math.pi * p))
+    raise ValueError(f"unknown schedule {cfg.schedule!r}; use 'cosine', 'onecycle' or 'constant'")
+
+
+def _kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Mean KL(N(mu, exp(logvar)) || N(0, 1)) per latent element."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).mean()
+
+
+def compute_losses(out: dict, target: torch.Tensor, cfg: TrainConfig) -> dict[str, torch.Tensor]:
+    """Weighted losses of one batch: ``loss`` (to minimise) and its parts (see module docstring)."""
+    zero = target.new_zeros(())
+    parts = {"loss_image": F.mse_loss(out["recon_image"], target),
+             "loss_signal": zero, "loss_align": zero, "loss_kl": zero}
+    if "recon_signal" in out:
+        parts["loss_signal"] = F.mse_loss(out["recon_signal"], target)
+        sig = out["mu_signal"].detach() if cfg.detach_signal_latent else out["mu_signal"]
+        parts["loss_align"] = F.mse_loss(out["mu_image"], sig)
+    if out.get("logvar_image") is not None:
+        kl = _kl(out["mu_image"], out["logvar_image"])
+        if out.get("logvar_signal") is not None:
+            kl = kl + _kl(out["mu_signal"], out["logvar_signal"])
+        parts["loss_kl"] = kl
+    parts["loss"] = (cfg.w_image * parts["loss_image"] + cfg.w_signal * parts["loss_signal"]
+                     + cfg.w_align * parts["loss_align"] + cfg.beta_kl * parts["loss_kl"])
+    return parts
+
+
+@torch.no_grad()
+def evaluate(model: MultimodalECG, X: np.ndarray, Y: np.ndarray, batch_size: int = 128
+             ) -> dict[str, float]:
+    """Mean crop SNR (dB) of the image path (``val_snr_db``) and, if present, the signal path."""
+    x, y = torch.as_tensor(X), torch.as_tensor(Y)
+    out = {"val_snr_db": mean_snr_db(Y, model.predict(x, batch_size).numpy())}
+    if model.signal_encoder is not None:
+        was = model.training
+        model.eval()
+        dev = next(model.parameters()).device
+        rec = torch.cat([model.decode(model.encode_signal(y[i:i + batch_size].to(dev))[1]).cpu()
+                         for i in range(0, len(y), batch_size)])
+        model.train(was)
+        out["val_snr_signal_db"] = mean_snr_db(Y, rec.numpy())
+    else:
+        out["val_snr_signal_db"] = float("nan")
+    return out
+
+
+def _save_atomic(obj: dict, path: Path) -> None:
+    """``torch.save`` through a temporary file and ``os.replace`` (never a half-written checkpoint)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_log(path: Path, rows: list[dict]) -> None:
+    buf = _io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(LOG_COLUMNS), extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    write_text_atomic(path, buf.getvalue())
+
+
+def _versions() -> dict[str, str]:
+    return {"torch": str(torch.__version__), "numpy": str(np.__version__), "python": platform.python_version()}
+
+
+def _unpack(arrays) -> tuple[np.ndarray, np.ndarray, dict]:
+    """``(X, Y)`` or ``(X, Y, meta)`` -> ``(X float32, Y float32, crop config dict or {})``."""
+    X, Y = np.asarray(arrays[0], np.float32), np.asarray(arrays[1], np.float32)
+    crop = {}
+    if len(arrays) > 2 and hasattr(arrays[2], "attrs"):
+        crop = dict(arrays[2].attrs.get("crop", {}))
+    assert X.ndim == 4 and X.shape[1] == 1 and Y.ndim == 2 and len(X) == len(Y), \
+        f"arrays must be X (N, 1, H, W) and Y (N, T) with the same N; got {X.shape} and {Y.shape}"
+    assert np.isfinite(Y).all(), "targets contain NaN/inf: windows not fully drawn must be dropped"
+    return X, Y, crop
+
+
+def _comparable(cfg: dict) -> dict:
+    return {k: v for k, v in cfg.items() if k not in RUNTIME_FIELDS}
+
+
+# --------------------------------------------------------------------------------------------
+# The loop
+# --------------------------------------------------------------------------------------------
+
+def train(model_cfg: ModelConfig, train_cfg: TrainConfig, train_arrays, val_arrays,
+          run_dir: str | Path, resume: bool = True, progress: bool = True,
+          max_epochs: int | None = None, time_budget_s: float | None = None) -> dict:
+    """Train a ``MultimodalECG`` on crops; return a summary dict (best val SNR, epochs, timings).
+
+    ``train_arrays``/``val_arrays`` are ``(X (N, 1, H, W), Y (N, T) mV[, meta])`` as made by
+    ``ecgnb.panels.build_panel_arrays`` (the crop geometry in ``meta.attrs['crop']`` is stored in
+    the checkpoint for inference). The model is built from ``model_cfg`` with ``signal_encoder``
+    set to ``train_cfg.multimodal``.
+
+    With ``resume`` and an existing ``run_dir/last.pt`` made with the same configs, training
+    continues after its epoch (a finished or early-stopped run just returns its summary).
+    ``max_epochs`` stops this call after that many epochs and ``time_budget_s`` after the first
+    epoch that ends past the budget, both as if interrupted (``last.pt`` is up to date).
+    """
+    run_dir = Path(run_dir)
+    Xtr, Ytr, crop = _unpack(train_arrays)
+    Xva, Yva, _ = _unpack(val_arrays)
+    model_cfg = dataclasses.replace(model_cfg, signal_encoder=train_cfg.multimodal)
+    assert Xtr.shape[2:] == (model_cfg.crop_height, model_cfg.crop_width), \
+        f"crops are {Xtr.shape[2:]} but the model expects {(model_cfg.crop_height, model_cfg.crop_width)}"
+    assert Ytr.shape[1] == model_cfg.out_samples, \
+        f"targets have {Ytr.shape[1]} samples but the model outputs {model_cfg.out_samples}"
+    info = init_distributed(train_cfg.device)
+    torch.set_num_threads(train_cfg.threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.manual_seed(train_cfg.seed)
+
+    model = MultimodalECG(model_cfg).to(info.device)
+    core = model
+    opt = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+    sampler = DistributedSampler(TensorDataset(torch.from_numpy(Xtr), torch.from_numpy(Ytr)),
+                                 num_replicas=info.world_size, rank=info.rank, shuffle=True,
+                                 seed=train_cfg.seed)
+    loader = DataLoader(sampler.dataset, batch_size=train_cfg.batch_size, sampler=sampler)
+    total_steps = train_cfg.epochs * len(loader)
+
+    state = {"epoch": -1, "step": 0, "best_score": -math.inf, "best_epoch": -1, "bad_epochs": 0,
+             "history": [], "seconds": 0.0}
+    last, best = run_dir / "last.pt", run_dir / "best.pt"
+    if resume and last.exists():
+        ckpt = torch.load(last, map_location=info.device, weights_only=True)
+        for name, mine in (("model_cfg", model_cfg.to_dict()), ("train_cfg", train_cfg.to_dict())):
+            if _comparable(ckpt[name]) != _comparable(mine):
+                diff = {k: (ckpt[name].get(k), v) for k, v in _comparable(mine).items()
+                        if ckpt[name].get(k) != v}
+                raise ValueError(f"{last} was made with another {name} (saved, given: {diff}); "
+                                 "use a new run_dir or resume=False")
+        core.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        torch.set_rng_state(ckpt["rng_state"])
+        state.update({k: ckpt[k] for k in state})
+    if info.world_size > 1:
+        model = torch.nn.parallel.DistributedDataParallel(
+            core, device_ids=[info.local_rank] if info.device.type == "cuda" else None)
+
+    def summary(stopped: bool) -> dict:
+        return {"best_val_snr_db": state["best_score"], "best_epoch": state["best_epoch"],
+                "epochs_run": state["epoch"] + 1, "step": state["step"], "stopped_early": stopped,
+                "seconds": state["seconds"], "params": count_parameters(core),
+                "run_dir": str(run_dir), "log": str(run_dir / "log.csv")}
+
+    if state["bad_epochs"] >= train_cfg.patience:
+        return summary(True)
+    epochs_this_call, t_call = 0, time.perf_counter()
+    for epoch in range(state["epoch"] + 1, train_cfg.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        sampler.set_epoch(epoch)
+        sums = dict.fromkeys(("loss", "loss_image", "loss_signal", "loss_align", "loss_kl"), 0.0)
+        n_batches = 0
+        bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not (progress and info.main))
+        for x, y in bar:
+            x, y = x.to(info.device), y.to(info.device)
+            lr = lr_at(train_cfg, state["step"], total_steps)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            out = model(x, y if train_cfg.multimodal else None)
+            losses = compute_losses(out, y, train_cfg)
+            opt.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            if train_cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
+            opt.step()
+            state["step"] += 1
+            n_batches += 1
+            for k in sums:
+                sums[k] += float(losses[k].detach())
+            bar.set_postfix(loss=f"{float(losses['loss'].detach()):.4f}")
+        # Validation and bookkeeping on rank 0; the stop decision is shared with every rank.
+        stop = torch.zeros(1, device=info.device)
+        if info.main:
+            scores = evaluate(core, Xva, Yva)
+            state["seconds"] += time.perf_counter() - t0
+            state["epoch"] = epoch
+            improved = scores["val_snr_db"] > state["best_score"]
+            if improved:
+                state.update(best_score=scores["val_snr_db"], best_epoch=epoch, bad_epochs=0)
+            else:
+                state["bad_epochs"] += 1
+            state["history"].append({"epoch": epoch, "step": state["step"],
+                                     **{k: v / max(1, n_batches) for k, v in sums.items()},
+                                     **scores, "lr": lr, "seconds": time.perf_counter() - t0})
+            ckpt = {"model": core.state_dict(), "optimizer": opt.state_dict(),
+                    "scheduler": {"name": train_cfg.schedule, "step": state["step"],
+                                  "total_steps": total_steps},
+                    "model_cfg": model_cfg.to_dict(), "train_cfg": train_cfg.to_dict(),
+                    "crop": crop, "rng_state": torch.get_rng_state(), "versions": _versions(),
+                    **state}
+            if improved:
+                _save_atomic(ckpt, best)
+            _save_atomic(ckpt, last)
+            _write_log(run_dir / "log.csv", state["history"])
+            if progress:
+                h = state["history"][-1]
+                print(f"epoch {epoch}: loss {h['loss']:.4f} val SNR {h['val_snr_db']:.2f} dB "
+                      f"(signal path {h['val_snr_signal_db']:.2f}) lr {lr:.2e} {h['seconds']:.1f}s",
+                      flush=True)
+            stop[0] = float(state["bad_epochs"] >= train_cfg.patience)
+        if info.world_size > 1:
+            dist.broadcast(stop, 0)
+        if stop.item():
+            return summary(True)
+        epochs_this_call += 1
+        if max_epochs is not None and epochs_this_call >= max_epochs:
+            break
+        if time_budget_s is not None and time.perf_counter() - t_call > time_budget_s:
+            break
+    return summary(False)

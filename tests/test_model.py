@@ -1,0 +1,120 @@
+"""The multimodal model: shapes through every part, parameter counts, image-only inference."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ecgnb.errors import MissingInputError
+from ecgnb.model import (ImageEncoder, ModelConfig, MultimodalECG, SignalEncoder, WaveformDecoder,
+                         count_parameters, digitize_image, load_model, place_crops)
+
+# Tiny geometry: 32 rows x 100 columns (0.5 s at 200 col/s) -> 250 samples (500 Hz).
+TINY = ModelConfig(crop_height=32, crop_width=100, out_samples=250, channels=(4, 8),
+                   width_strides=(2, 2), hidden=8, latent_dim=4, n_blocks=1)
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+
+
+def test_shapes_through_each_part():
+    cfg = TINY
+    assert (cfg.latent_len, cfg.patch) == (25, 10)
+    image, signal = torch.rand(3, 1, 32, 100), torch.randn(3, 250)
+    z = ImageEncoder(cfg)(image)
+    assert z.shape == (3, cfg.latent_dim, cfg.latent_len)
+    assert SignalEncoder(cfg)(signal).shape == (3, cfg.latent_dim, cfg.latent_len)
+    assert WaveformDecoder(cfg)(z).shape == (3, 250)
+    out = MultimodalECG(cfg)(image, signal)
+    assert out["recon_image"].shape == out["recon_signal"].shape == (3, 250)
+    assert out["z_image"].shape == out["z_signal"].shape == (3, 4, 25)
+    assert out["logvar_image"] is None
+    assert "recon_signal" not in MultimodalECG(cfg)(image)
+
+
+def test_default_config_matches_default_crops():
+    from ecgnb.panels import CropConfig
+    crop, cfg = CropConfig(), ModelConfig()
+    assert (crop.height, crop.width, crop.n_samples) == (cfg.crop_height, cfg.crop_width,
+                                                          cfg.out_samples)
+
+
+def test_wrong_shapes_fail_with_a_message():
+    model = MultimodalECG(TINY)
+    with pytest.raises(AssertionError, match="image must be"):
+        model(torch.rand(2, 1, 30, 100))
+    with pytest.raises(AssertionError, match="signal must be"):
+        model(torch.rand(2, 1, 32, 100), torch.randn(2, 200))
+    with pytest.raises(AssertionError, match="divisible"):
+        MultimodalECG(ModelConfig(crop_width=101))
+
+
+def test_parameter_counts_per_part():
+    counts = count_parameters(MultimodalECG(TINY))
+    assert set(counts) == {"image_encoder", "signal_encoder", "decoder", "total"}
+    assert all(v > 0 for v in counts.values())
+    assert counts["total"] == counts["image_encoder"] + counts["signal_encoder"] + counts["decoder"]
+    image_only = count_parameters(MultimodalECG(ModelConfig(**{**TINY.__dict__, "signal_encoder": False})))
+    assert image_only["signal_encoder"] == 0
+    assert image_only["total"] == counts["total"] - counts["signal_encoder"]
+
+
+@pytest.mark.parametrize("variational", [False, True])
+def test_image_path_ignores_the_signal(variational):
+    cfg = ModelConfig(**{**TINY.__dict__, "variational": variational})
+    model = MultimodalECG(cfg).eval()
+    image, signal = torch.rand(4, 1, 32, 100), torch.randn(4, 250)
+    with torch.no_grad():
+        a = model(image, signal)["recon_image"]
+        b = model(image, torch.randn(4, 250) * 5)["recon_image"]
+        c = model(image)["recon_image"]
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    torch.testing.assert_close(a, c, rtol=0, atol=0)
+    torch.testing.assert_close(model.predict(image), a)
+
+
+@pytest.mark.parametrize("variational", [False, True])
+def test_vae_on_and_off(variational):
+    cfg = ModelConfig(**{**TINY.__dict__, "variational": variational})
+    model = MultimodalECG(cfg).train()
+    out = model(torch.rand(2, 1, 32, 100), torch.randn(2, 250))
+    assert (out["logvar_image"] is not None) == variational
+    assert (out["logvar_signal"] is not None) == variational
+    if variational:   # training samples z around mu; inference uses mu
+        assert not torch.equal(out["z_image"], out["mu_image"])
+    else:
+        assert torch.equal(out["z_image"], out["mu_image"])
+    out["recon_image"].sum().backward()   # gradients flow
+    assert model.image_encoder.head.weight.grad is not None
+
+
+def test_predict_is_batch_size_independent():
+    model = MultimodalECG(TINY)
+    image = torch.rand(5, 1, 32, 100)
+    torch.testing.assert_close(model.predict(image, batch_size=2), model.predict(image, batch_size=5),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(MissingInputError, match="train one first"):
+        load_model(tmp_path / "nope.pt")
+    with pytest.raises(MissingInputError):
+        digitize_image(np.zeros((300, 300, 3), np.uint8), checkpoint=tmp_path / "nope.pt")
+
+
+def test_place_crops_rhythm_owns_its_lead():
+    from types import SimpleNamespace as NS
+    crops = [NS(lead="II", t0_s=0.0, t1_s=0.5, rhythm=False),
+             NS(lead="II", t0_s=0.0, t1_s=0.5, rhythm=True),
+             NS(lead="I", t0_s=0.5, t1_s=1.0, rhythm=False)]
+    out = np.stack([np.full(250, 1.0), np.full(250, 2.0), np.full(250, 3.0)])
+    sig = place_crops(crops, out, 500, 500, 500)
+    assert sig.shape == (500, 12)
+    assert np.all(sig[:250, 1] == 2.0) and np.isnan(sig[250:, 1]).all()
+    assert np.all(sig[250:, 0] == 3.0) and np.isnan(sig[:250, 0]).all()
+    assert np.isnan(sig[:, 2:]).all()
+    half = place_crops(crops, out, 500, 250, 250)   # other output rate: resampled
+    assert half.shape == (250, 12) and np.all(half[:125, 1] == 2.0)

@@ -1,0 +1,143 @@
+"""Training loop: overfitting, checkpoints (weights_only), exact resume, determinism, ablation."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from ecgnb.model import ModelConfig, load_model
+from ecgnb.train import TrainConfig, crop_snr_db, lr_at, mean_snr_db, train
+
+TINY = ModelConfig(crop_height=32, crop_width=100, out_samples=250, channels=(4, 8),
+                   width_strides=(2, 2), hidden=8, latent_dim=4, n_blocks=1)
+FAST = TrainConfig(epochs=3, batch_size=8, lr=3e-3, threads=1, device="cpu", patience=100)
+
+
+def toy_arrays(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Crops whose ink sits at the row of the signal: ``X (n, 1, 32, 100)``, ``Y (n, 250)`` mV."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(250) / 500
+    Y = np.stack([rng.uniform(0.2, 0.8) * np.sin(2 * np.pi * rng.uniform(1, 4) * t + rng.uniform(0, 6))
+                  for _ in range(n)]).astype(np.float32)
+    rows = np.arange(32)[:, None]
+    centre = 15.5 - Y[:, (np.arange(100) * 2.5).astype(int)] / 0.1   # (n, 100) rows, 0.1 mV per row
+    X = np.exp(-0.5 * ((rows[None] - centre[:, None, :]) / 0.8) ** 2).astype(np.float32)
+    return X[:, None], Y
+
+
+@pytest.fixture(scope="module")
+def data():
+    return toy_arrays(24, 0), toy_arrays(8, 1)
+
+
+def _log(run_dir):
+    with open(run_dir / "log.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_snr_helpers():
+    ref = np.array([[1.0, -1.0, 1.0, -1.0]])
+    assert crop_snr_db(ref, ref)[0] == np.inf
+    np.testing.assert_allclose(crop_snr_db(ref, 0.9 * ref), [20.0])
+    np.testing.assert_allclose(crop_snr_db(ref, np.full_like(ref, np.nan)), [0.0])  # NaN = 0 mV
+    assert mean_snr_db(np.vstack([ref, ref]), np.vstack([ref, 0.9 * ref])) == pytest.approx(20.0)
+    cfg = TrainConfig(lr=1.0, warmup_frac=0.1)
+    lrs = [lr_at(cfg, s, 100) for s in range(100)]
+    assert max(lrs) == pytest.approx(1.0) and lrs[0] < 0.2 and lrs[-1] < 0.01
+    one = [lr_at(dataclasses.replace(cfg, schedule="onecycle"), s, 100) for s in range(100)]
+    assert one[0] == pytest.approx(1 / 25) and max(one) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="schedule"):
+        lr_at(dataclasses.replace(cfg, schedule="step"), 0, 10)
+
+
+def test_one_batch_overfit(data, tmp_path):
+    (X, Y), _ = data
+    one = (X[:8], Y[:8])
+    cfg = dataclasses.replace(FAST, epochs=150, schedule="constant", lr=5e-3)
+    train(TINY, cfg, one, one, tmp_path, progress=False)
+    log = _log(tmp_path)
+    first, last = float(log[0]["loss_image"]), float(log[-1]["loss_image"])
+    assert last < 0.05 * first, f"image loss only went from {first:.4f} to {last:.4f}"
+    assert float(log[-1]["val_snr_db"]) > 10.0
+
+
+def test_checkpoint_round_trip_weights_only(data, tmp_path):
+    (X, Y), val = data
+    summary = train(TINY, FAST, (X, Y), val, tmp_path, progress=False)
+    assert summary["epochs_run"] == 3 and summary["step"] == 9
+    for name in ("last.pt", "best.pt"):
+        ckpt = torch.load(tmp_path / name, weights_only=True)
+        assert {"model", "optimizer", "scheduler", "model_cfg", "train_cfg", "step", "epoch",
+                "best_score", "versions"} <= set(ckpt)
+        assert ModelConfig.from_dict(ckpt["model_cfg"]) == TINY
+        assert TrainConfig(**ckpt["train_cfg"]) == FAST
+    model, ckpt = load_model(tmp_path / "best.pt")
+    assert ckpt["best_score"] == pytest.approx(summary["best_val_snr_db"])
+    pred = model.predict(torch.from_numpy(val[0])).numpy()
+    assert mean_snr_db(val[1], pred) == pytest.approx(summary["best_val_snr_db"], abs=1e-4)
+    rows = _log(tmp_path)
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    assert set(rows[0]) == {"epoch", "step", "loss", "loss_image", "loss_signal", "loss_align",
+                            "loss_kl", "val_snr_db", "val_snr_signal_db", "lr", "seconds"}
+
+
+def test_resume_equals_uninterrupted(data, tmp_path):
+    (X, Y), val = data
+    cfg = dataclasses.replace(FAST, epochs=3)
+    full = train(dataclasses.replace(TINY, dropout=0.1), cfg, (X, Y), val, tmp_path / "a",
+                 progress=False)
+    part = train(dataclasses.replace(TINY, dropout=0.1), cfg, (X, Y), val, tmp_path / "b",
+                 progress=False, max_epochs=1)
+    assert part["epochs_run"] == 1 and part["step"] == 3
+    resumed = train(dataclasses.replace(TINY, dropout=0.1), cfg, (X, Y), val, tmp_path / "b",
+                    progress=False)
+    assert resumed["step"] == full["step"] == 9 and resumed["epochs_run"] == 3
+    assert resumed["best_val_snr_db"] == full["best_val_snr_db"]
+    a = torch.load(tmp_path / "a" / "last.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=f"{k} differs after resume")
+    assert [r["val_snr_db"] for r in _log(tmp_path / "a")] == \
+        [r["val_snr_db"] for r in _log(tmp_path / "b")]
+    # A finished run resumes to its summary without training; other settings are refused.
+    again = train(dataclasses.replace(TINY, dropout=0.1), cfg, (X, Y), val, tmp_path / "b",
+                  progress=False)
+    assert again["step"] == 9
+    with pytest.raises(ValueError, match="another train_cfg"):
+        train(dataclasses.replace(TINY, dropout=0.1), dataclasses.replace(cfg, lr=1e-4), (X, Y),
+              val, tmp_path / "b", progress=False)
+
+
+def test_determinism_by_seed(data, tmp_path):
+    (X, Y), val = data
+    cfg = dataclasses.replace(FAST, epochs=2)
+    vae = dataclasses.replace(TINY, variational=True)   # sampling noise must be seeded too
+    runs = [train(vae, dataclasses.replace(cfg, seed=s), (X, Y), val, tmp_path / f"r{i}",
+                  progress=False) for i, s in enumerate((7, 7, 8))]
+    logs = [_log(tmp_path / f"r{i}") for i in range(3)]
+    assert logs[0] == [dict(r, seconds=a["seconds"]) for r, a in zip(logs[1], logs[0])]
+    assert runs[0]["best_val_snr_db"] == runs[1]["best_val_snr_db"]
+    assert logs[0][-1]["loss"] != logs[2][-1]["loss"]
+    assert float(logs[0][0]["loss_kl"]) > 0
+
+
+def test_image_only_ablation(data, tmp_path):
+    (X, Y), val = data
+    summary = train(TINY, dataclasses.replace(FAST, multimodal=False, epochs=2), (X, Y), val,
+                    tmp_path, progress=False)
+    assert summary["params"]["signal_encoder"] == 0
+    model, ckpt = load_model(tmp_path / "last.pt")
+    assert model.signal_encoder is None and ckpt["model_cfg"]["signal_encoder"] is False
+    log = _log(tmp_path)
+    assert all(float(r["loss_signal"]) == 0 and float(r["loss_align"]) == 0 for r in log)
+    assert all(r["val_snr_signal_db"] == "nan" for r in log)
+
+
+def test_early_stopping(data, tmp_path):
+    (X, Y), val = data
+    cfg = dataclasses.replace(FAST, epochs=10, lr=0.0, schedule="constant", patience=2)
+    summary = train(TINY, cfg, (X, Y), val, tmp_path, progress=False)
+    assert summary["stopped_early"] and summary["epochs_run"] == 3 and summary["best_epoch"] == 0
