@@ -30,6 +30,10 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 EDGE_HOLD_S = 0.1     # s: at a panel's ends, samples this close to found ink repeat its value
 BASELINE_PULL = 0.02  # DP cost per mm of distance from the row baseline (keeps to its own row)
 SKIP_MM = 1.0         # DP cost (mm-equivalent) of skipping one column without ink on the path
+COVER_FLOOR = 0.1    # share of full ink darkness counted as paper or grid, not pen
+TICK_PX = 0.8         # px: columns this close to a separator tick between panels are not read
+PEAK_TOL_PX = 0.5     # px: run ends this close to the highest neighbour's still count as a peak
+TALL_PX = 1.0         # px a run must exceed the pen width by before its ends may be a peak
 
 
 @dataclass
@@ -140,34 +144,72 @@ def follow_trace(runs: list[np.ndarray], baseline: float, px_per_mm: float,
     return choice
 
 
-def trace_points(runs: list[np.ndarray], choice: list[int | None], pen: float) -> np.ndarray:
+def run_edges(seg: np.ndarray, cols: np.ndarray, cover: np.ndarray | None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sub-pixel ``(top, bottom, centroid)`` (px) of one ink run per column.
+
+    ``seg`` ``(n, 2)`` holds each run's [top, bottom] pixel rows, in columns ``cols`` of
+    ``cover`` ``(h, w)``, the ink coverage (0..1) of each pixel; None: binary, the run only.
+    The anti-aliased pen covers the pixels at and just outside a run's ends only partly, so each
+    edge moves by the uncovered (inside) or covered (outside) share of those pixels; the
+    centroid is coverage-weighted over the run and one pixel either side.
+    """
+    a, b = seg[:, 0].astype(int), seg[:, 1].astype(int)
+    if cover is None:
+        return a - 0.5, b + 0.5, 0.5 * (a + b)
+    h = cover.shape[0]
+
+    def at(y):
+        return np.where((y >= 0) & (y < h), cover[np.clip(y, 0, h - 1), cols], 0.0)
+
+    top = a - 0.5 + (1 - at(a)) - at(a - 1)
+    bot = b + 0.5 - (1 - at(b)) + at(b + 1)
+    rows = np.arange(h, dtype=float)[:, None]
+    s0 = np.vstack([np.zeros((1, cover.shape[1])), np.cumsum(cover, axis=0)])
+    s1 = np.vstack([np.zeros((1, cover.shape[1])), np.cumsum(cover * rows, axis=0)])
+    lo, hi = np.clip(a - 1, 0, h), np.clip(b + 2, 0, h)
+    mass = s0[hi, cols] - s0[lo, cols]
+    centroid = np.where(mass > 1e-6, (s1[hi, cols] - s1[lo, cols]) / np.maximum(mass, 1e-6),
+                        0.5 * (a + b))
+    return top, bot, centroid
+
+
+def trace_points(runs: list[np.ndarray], choice: list[int | None], pen: float,
+                 cover: np.ndarray | None = None) -> np.ndarray:
     """Polyline ``(n, 2)`` of (x, y) px, one point per traced column, keeping peaks.
 
-    A column's run spans everything the trace covers in that column: on a slope the trace passes
-    through the run's middle, but at a peak (the run's top is higher than both neighbours') or a
-    trough (bottom lower than both) the extreme end is the signal's value there. Run ends are
-    pulled in by half the pen width ``pen`` (px) so extremes are not inflated by the line width.
+    A column's run spans everything the trace covers in that column, widened by the pen. On
+    flat and sloped stretches the trace passes through the run's (coverage-weighted) centre,
+    but at a peak (the run's top is higher than both neighbours') or a trough (bottom lower
+    than both) the extreme, pulled in by half the pen width, is the signal's value there.
+    ``cover`` ``(h, w)`` (ink coverage 0..1 of the mask's pixels) gives sub-pixel edges and
+    centres and the pen width is then measured from it; without it ``pen`` (px, the binary
+    run length of flat stretches) is used.
     """
-    cols = [x for x, j in enumerate(choice) if j is not None]
-    if not cols:
+    cols = np.array([x for x, j in enumerate(choice) if j is not None], dtype=int)
+    if not cols.size:
         return np.zeros((0, 2))
     seg = np.array([runs[x][choice[x]] for x in cols], dtype=float)
-    a = seg[:, 0] + pen / 2
-    b = np.maximum(seg[:, 1] - pen / 2, a)
+    top, bot, y = run_edges(seg, cols, cover)
+    thick = bot - top
+    if cover is not None:  # the pen's own vertical extent: thickness of the flattest half
+        pen = float(np.median(thick[thick <= np.median(thick)]))
+    a = top + pen / 2
+    b = np.maximum(bot - pen / 2, a)
     a = np.minimum(a, b)
-    y = 0.5 * (a + b)
     a_prev, a_next = np.r_[a[0], a[:-1]], np.r_[a[1:], a[-1]]
     b_prev, b_next = np.r_[b[0], b[:-1]], np.r_[b[1:], b[-1]]
-    tall = (b - a) > pen  # flat segments keep their middle; pen noise is not a peak
-    peak = tall & (a <= a_prev) & (a <= a_next)
-    trough = tall & (b >= b_prev) & (b >= b_next)
+    tall = thick > pen + TALL_PX  # pen noise and gentle slopes are no peak: keep their centre
+    # A tolerance: an apex spread over two columns tops both at nearly the same height.
+    peak = tall & (a <= np.minimum(a_prev, a_next) + PEAK_TOL_PX)
+    trough = tall & (b >= np.maximum(b_prev, b_next) - PEAK_TOL_PX)
     # A column holding both a peak and a trough: keep the end farther from the neighbours' level.
     both = peak & trough
     ref = 0.5 * (np.r_[y[0], y[:-1]] + np.r_[y[1:], y[-1]])
     y = np.where(peak, a, y)
     y = np.where(trough, b, y)
     y = np.where(both, np.where(ref - a > b - ref, a, b), y)
-    return np.stack([np.asarray(cols, dtype=float), y], axis=1)
+    return np.stack([cols.astype(float), y], axis=1)
 
 
 def panel_signal(points: np.ndarray, box: pp.PanelBox, grid: pp.GridInfo, fs: float,
@@ -192,15 +234,51 @@ def panel_signal(points: np.ndarray, box: pp.PanelBox, grid: pp.GridInfo, fs: fl
     return idx, out
 
 
-def extract_panel(mask: np.ndarray, box: pp.PanelBox, grid: pp.GridInfo, pen: float) -> np.ndarray:
-    """Polyline ``(n, 2)`` (x, y) page px of the trace inside ``box`` of the upright ``mask``."""
+def extract_panel(mask: np.ndarray, box: pp.PanelBox, grid: pp.GridInfo, pen: float,
+                  cover: np.ndarray | None = None) -> np.ndarray:
+    """Polyline ``(n, 2)`` (x, y) page px of the trace inside ``box`` of the upright ``mask``.
+
+    ``cover`` (same shape as ``mask``, see ``ink_coverage``) makes the points sub-pixel.
+    """
     h, w = mask.shape
     x0, x1 = max(0, int(np.floor(box.x0))), min(w, int(np.ceil(box.x1)) + 1)
     y0, y1 = max(0, int(box.y0)), min(h, int(box.y1) + 1)
     runs = column_runs(mask[y0:y1, x0:x1])
     choice = follow_trace(runs, float(box.baseline_at(0.5 * (box.x0 + box.x1))) - y0, grid.px_per_mm_y)
-    pts = trace_points(runs, choice, pen)
+    sub = None if cover is None else cover[y0:y1, x0:x1]
+    pts = trace_points(runs, choice, pen, sub)
     return pts + np.array([x0, y0], dtype=float) if len(pts) else pts
+
+
+def drop_ticks(points: np.ndarray, box: pp.PanelBox, layout: pp.LayoutInfo) -> np.ndarray:
+    """``points`` without the columns of the separator ticks at ``box``'s inner edges.
+
+    A printer marks each hand-over between panels of a row with a short vertical stroke on the
+    baseline; in that column the trace's run swallows the stroke, so the column says nothing
+    reliable about the trace (its neighbours do). Edges are px; within ``TICK_PX`` of them a
+    point is dropped.
+    """
+    if not len(points):
+        return points
+    cols = {p.col for p in layout.panels if p.row == box.row and not p.rhythm}
+    edges = ([box.x0] if box.col > 0 else []) + ([box.x1] if box.col + 1 in cols else [])
+    if box.rhythm or not edges:
+        return points
+    near = np.min(np.abs(points[:, :1] - np.array(edges)[None, :]), axis=1) < TICK_PX
+    return points[~near]
+
+
+def ink_coverage(dark: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``(H, W)`` float32 share (0..1) of each pixel covered by trace ink.
+
+    The darkest channel's relative darkness (``pp.darkness``) scaled between the paper-and-grid
+    level (a red grid line is nearly white in its lightest channel) and the darkness of fully
+    inked pixels (90th percentile inside ``mask``): the anti-aliased pen's partial coverage.
+    """
+    ink = pp.channel_min(dark)
+    full = float(np.quantile(ink[mask], 0.9)) if mask.any() else 1.0
+    floor = COVER_FLOOR * full
+    return np.clip((ink - floor) / max(full - floor, 1e-3), 0.0, 1.0).astype(np.float32)
 
 
 def pen_width(mask: np.ndarray, layout: pp.LayoutInfo) -> float:
@@ -235,6 +313,7 @@ def digitize_image(image: np.ndarray, layout: str = "3x4+1", fs: float = 500,
     mask = pp.denoise(pp.remove_grid(upright, grid, dark=dark), grid.px_per_mm)
     lay = pp.detect_layout(mask, grid, layout, duration_s, strength=pp.grid_strength(dark))
     pen = pen_width(mask, lay)
+    cover = ink_coverage(dark, mask)
     n = int(round(fs * duration_s))
     signal = np.full((n, len(LEAD_NAMES)), np.nan)
     traces = {}
@@ -242,7 +321,7 @@ def digitize_image(image: np.ndarray, layout: str = "3x4+1", fs: float = 500,
     order = sorted(range(len(lay.panels)), key=lambda i: not lay.panels[i].rhythm)
     for i in order:
         box = lay.panels[i]
-        pts = extract_panel(mask, box, grid, pen)
+        pts = drop_ticks(extract_panel(mask, box, grid, pen, cover), box, lay)
         traces[i] = pts
         idx, mv = panel_signal(pts, box, grid, fs)
         keep = idx < n

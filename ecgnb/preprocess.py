@@ -32,6 +32,7 @@ INK_LEAD_MM = (0.22, 0.145)  # mm the trace's ink reaches before its first / aft
 SKEW_BORDER_FRAC = 0.08      # share of each side ignored by estimate_skew (scan edges, margins)
 PX_PER_MM_RANGE = (2.0, 24.0)  # px/mm, plausible scan resolutions (about 50-600 dpi)
 TRACE_DARKNESS = 0.45        # relative darkness (0..1) above which a grey/black pixel is trace ink
+CAL_WIDTH_MM = 5.0           # mm, calibration pulse width (0.2 s at 25 mm/s)
 GRID_CONFIDENCE_MIN = 0.25   # below this the grid is reported as not found
 
 
@@ -471,6 +472,8 @@ def _time_axis(inked_rows: list[np.ndarray], grid: GridInfo,
     if lo.size and hi.size:
         first, last = max(0, best - m) + lo[0], best + w - 1 - m + hi[-1]
         x_start = 0.5 * (first + last) - 0.5 * (w_exact - grid.px_per_mm_x * PAPER.speed_mm_s / 500)
+        # The pen's ink reaches farther before the first sample than after the last.
+        x_start += 0.5 * (INK_LEAD_MM[0] - INK_LEAD_MM[1]) * grid.px_per_mm_x
         if abs(x_start - best) <= 2.0:  # a ragged end (trace gap, label) must not drag the axis
             return float(x_start), float(x_start + w_exact)
     return float(best), float(best + w_exact)
@@ -744,7 +747,8 @@ def detect_calibration(mask: np.ndarray, row: RowInfo, grid: GridInfo,
              if 3.0 <= (r1 - l0) / ppx <= 8.0]
     if not pairs:
         return None
-    left, right = max(pairs, key=lambda p: p[1])
+    # A tall QRS right after the pulse makes a stroke too: prefer the pulse's own width.
+    left, right = min(pairs, key=lambda p: (round(abs((p[1] - p[0]) / ppx - CAL_WIDTH_MM)), -p[1]))
     width_mm = (right - left) / ppx
     mid = sub[:, left + 2:right - 1]
     top_y = ya + _median_run_centre(mid, first=True)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from ecgnb import digitize as dg
+from ecgnb import preprocess as pp
 from ecgnb.config import PaperConfig
 from ecgnb.errors import MissingInputError
 from ecgnb.io import read_wfdb, write_png
@@ -132,3 +133,24 @@ def test_follow_trace_is_not_forced_through_stray_ink_in_the_first_column():
     choice = dg.follow_trace(dg.column_runs(mask), baseline=151.0, px_per_mm=8.0)
     pts = dg.trace_points(dg.column_runs(mask), choice, pen=3.0)
     assert len(pts) >= 55 and np.all(np.abs(pts[:, 1] - 151) < 2)
+
+
+def test_trace_points_are_sub_pixel_with_ink_coverage():
+    # A flat anti-aliased pen 2 px thick centred at y = 50.3: rows 49 (0.2), 50, 51 (0.8) inked.
+    cover = np.zeros((100, 20), np.float32)
+    cover[49], cover[50], cover[51] = 0.2, 1.0, 0.8
+    mask = cover > 0.45
+    runs = dg.column_runs(mask)
+    pts = dg.trace_points(runs, dg.follow_trace(runs, 50.0, 8.0), pen=2.0, cover=cover)
+    assert len(pts) == 20 and np.allclose(pts[:, 1], 50.3, atol=0.05)
+
+
+def test_drop_ticks_removes_only_the_separator_columns():
+    lay = type("L", (), {})()
+    box = pp.PanelBox(lead="aVR", row=0, col=1, rhythm=False, t0_s=2.5, t1_s=5.0, x0=100.0,
+                      x1=200.0, y0=0.0, y1=50.0, baseline_y=25.0)
+    lay.panels = [box, pp.PanelBox(lead="I", row=0, col=0, rhythm=False, t0_s=0.0, t1_s=2.5,
+                                   x0=0.0, x1=100.0, y0=0.0, y1=50.0, baseline_y=25.0)]
+    pts = np.stack([np.arange(100.0, 201.0), np.full(101, 25.0)], axis=1)
+    kept = dg.drop_ticks(pts, box, lay)
+    assert 100.0 not in kept[:, 0] and 200.0 in kept[:, 0] and len(kept) == 100
