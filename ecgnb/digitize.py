@@ -3,8 +3,8 @@
 Pipeline (each step in ``ecgnb.preprocess``): deskew -> grid (px/mm) -> trace mask -> layout
 (rows, time axis, panels, calibration pulses; each row's 0 mV line and time axis follow its own
 grid and trace ends, which absorbs mild perspective) -> per panel, follow the trace column by
-column with dynamic programming over ink runs -> px to mV (10 mm/mV) and s (25 mm/s) -> resample
-to ``fs``.
+column with dynamic programming over ink runs, adding each pixel row's crossing on steep strokes
+-> px to mV (10 mm/mV) and s (25 mm/s) -> resample to ``fs``.
 
 Output signals are ``(n_samples, 12)`` mV in ``ecgnb.leads.LEAD_NAMES`` order, NaN where the page
 shows no sample of that lead (a 3x4 page shows each short lead for 2.5 s only).
@@ -32,8 +32,12 @@ BASELINE_PULL = 0.02  # DP cost per mm of distance from the row baseline (keeps 
 SKIP_MM = 1.0         # DP cost (mm-equivalent) of skipping one column without ink on the path
 COVER_FLOOR = 0.1    # share of full ink darkness counted as paper or grid, not pen
 TICK_PX = 0.8         # px: columns this close to a separator tick between panels are not read
-PEAK_TOL_PX = 0.5     # px: run ends this close to the highest neighbour's still count as a peak
+PEAK_TOL_PX = 0.0     # px: run ends this close to the highest neighbour's still count as a peak
+                      # (0: on scanned pages any tolerance made ragged flat tops into peaks)
 TALL_PX = 1.0         # px a run must exceed the pen width by before its ends may be a peak
+STEEP_PX = 3.0        # px a run must exceed the pen width by for its rows to be read across
+ROW_REACH_PX = 3      # px either side of a column searched for a stroke's ink along a row
+STROKE_MASS = 1.2     # a row's ink over this many single-stroke widths is two strokes merged
 
 
 @dataclass
@@ -200,7 +204,8 @@ def trace_points(runs: list[np.ndarray], choice: list[int | None], pen: float,
     a_prev, a_next = np.r_[a[0], a[:-1]], np.r_[a[1:], a[-1]]
     b_prev, b_next = np.r_[b[0], b[:-1]], np.r_[b[1:], b[-1]]
     tall = thick > pen + TALL_PX  # pen noise and gentle slopes are no peak: keep their centre
-    # A tolerance: an apex spread over two columns tops both at nearly the same height.
+    # A tolerance would let an apex spread over two columns top both; stroke points (see
+    # ``stroke_points``) now place such an apex in time, so none is used by default.
     peak = tall & (a <= np.minimum(a_prev, a_next) + PEAK_TOL_PX)
     trough = tall & (b >= np.maximum(b_prev, b_next) - PEAK_TOL_PX)
     # A column holding both a peak and a trough: keep the end farther from the neighbours' level.
@@ -210,6 +215,56 @@ def trace_points(runs: list[np.ndarray], choice: list[int | None], pen: float,
     y = np.where(trough, b, y)
     y = np.where(both, np.where(ref - a > b - ref, a, b), y)
     return np.stack([cols.astype(float), y], axis=1)
+
+
+def stroke_points(runs: list[np.ndarray], choice: list[int | None], pen: float,
+                  cover: np.ndarray) -> np.ndarray:
+    """Extra ``(n, 2)`` (x, y) px points on steep strokes, finer in time than one column.
+
+    Where the trace crosses many pixel rows within one column (a QRS stroke), the column's
+    single point says little about *when* each level was passed; each pixel row of the run
+    does: its ink's coverage-weighted horizontal centre is where the stroke crosses that row.
+    Only runs longer than ``pen`` (px, binary flat-run length) + ``STEEP_PX`` are read, and only
+    their rows at least half a pen inside the run's ends (nearer, the pen's round cap sets the
+    ink). Along a row only ink connected to the column within ``ROW_REACH_PX`` counts.
+    ``cover`` ``(h, w)`` is ink coverage 0..1.
+    """
+    h, w = cover.shape
+    xs, ys = [], []
+    for x, j in enumerate(choice):
+        if j is None:
+            continue
+        a, b = runs[x][j]
+        if b - a + 1 <= pen + STEEP_PX:
+            continue
+        y = np.arange(int(np.ceil(a + pen / 2)), int(np.floor(b - pen / 2)) + 1)
+        xs.append(np.full(y.size, x))
+        ys.append(y)
+    if not xs:
+        return np.zeros((0, 2))
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    offs = np.arange(-ROW_REACH_PX, ROW_REACH_PX + 1)
+    cc = x[:, None] + offs[None, :]
+    wgt = np.where((cc >= 0) & (cc < w), cover[y[:, None], np.clip(cc, 0, w - 1)], 0.0)
+    # Walk outwards from the column and stop at the first blank pixel: a neighbouring stroke's
+    # ink beyond it is not this crossing's.
+    c = ROW_REACH_PX
+    for side in (range(c - 1, -1, -1), range(c + 1, 2 * c + 1)):
+        alive = np.ones(len(x), bool)
+        for k in side:
+            alive &= wgt[:, k] > 0.02
+            wgt[:, k] *= alive
+    mass = wgt.sum(axis=1)
+    xc = (wgt * cc).sum(axis=1) / np.maximum(mass, 1e-6)
+    # A single stroke's ink across a row is about one pen width (coverage-summed; the lighter
+    # half of all rows' ink is that); clearly more is the up- and downstroke of a narrow QRS
+    # merged in this row, and their common centre is neither's.
+    single = np.median(mass[mass <= np.median(mass)])
+    ok = (mass > 0.3) & (mass < STROKE_MASS * single)
+    pts = np.stack([xc[ok], y[ok].astype(float)], axis=1)
+    # One point per (row, centre): neighbouring columns reach the same row crossing.
+    _, first = np.unique(np.round(pts * 4), axis=0, return_index=True)
+    return pts[np.sort(first)]
 
 
 def panel_signal(points: np.ndarray, box: pp.PanelBox, grid: pp.GridInfo, fs: float,
@@ -247,7 +302,22 @@ def extract_panel(mask: np.ndarray, box: pp.PanelBox, grid: pp.GridInfo, pen: fl
     choice = follow_trace(runs, float(box.baseline_at(0.5 * (box.x0 + box.x1))) - y0, grid.px_per_mm_y)
     sub = None if cover is None else cover[y0:y1, x0:x1]
     pts = trace_points(runs, choice, pen, sub)
+    if sub is not None and len(pts):
+        extra = stroke_points(runs, choice, pen, sub)
+        if len(extra):
+            pts = merge_points(pts, extra)
     return pts + np.array([x0, y0], dtype=float) if len(pts) else pts
+
+
+def merge_points(cols: np.ndarray, extra: np.ndarray) -> np.ndarray:
+    """Column points ``cols`` and stroke points ``extra`` (both ``(n, 2)`` x, y px) as one
+    polyline sorted by x, without the column points that have a stroke point within 0.5 px."""
+    # A column's single point on a stroke is coarser than the stroke's own row points.
+    xe = np.sort(extra[:, 0])
+    near = np.searchsorted(xe, cols[:, 0] + 0.5) - np.searchsorted(xe, cols[:, 0] - 0.5)
+    cols = cols[near == 0]
+    allp = np.vstack([cols, extra])
+    return allp[np.argsort(allp[:, 0], kind="stable")]
 
 
 def drop_ticks(points: np.ndarray, box: pp.PanelBox, layout: pp.LayoutInfo) -> np.ndarray:

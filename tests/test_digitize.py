@@ -1,6 +1,7 @@
 """The classical digitizer: SNR on a clean rendered page, output shape/NaN layout, the CLI."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -154,3 +155,20 @@ def test_drop_ticks_removes_only_the_separator_columns():
     pts = np.stack([np.arange(100.0, 201.0), np.full(101, 25.0)], axis=1)
     kept = dg.drop_ticks(pts, box, lay)
     assert 100.0 not in kept[:, 0] and 200.0 in kept[:, 0] and len(kept) == 100
+
+
+def test_stroke_points_time_a_steep_stroke_finer_than_a_column():
+    # An anti-aliased pen stroke from (10.3, 10) to (14.1, 90): ~20 px of rise per column, so a
+    # column point alone cannot say when each level was crossed; each pixel row's ink can.
+    img = np.zeros((100, 30), np.uint8)
+    cv2.line(img, (int(10.3 * 256), 10 * 256), (int(14.1 * 256), 90 * 256), 255, 2,
+             cv2.LINE_AA, shift=8)
+    cover = img.astype(np.float32) / 255
+    runs = dg.column_runs(cover > 0.45)
+    choice = dg.follow_trace(runs, 50.0, 8.0)
+    pts = dg.stroke_points(runs, choice, pen=3.0, cover=cover)
+    mid = (pts[:, 1] > 20) & (pts[:, 1] < 80)
+    truth_x = 10.3 + (pts[mid, 1] - 10) * 3.8 / 80
+    assert mid.sum() >= 40 and np.abs(pts[mid, 0] - truth_x).max() < 0.1
+    merged = dg.merge_points(dg.trace_points(runs, choice, 3.0, cover), pts)
+    assert np.all(np.diff(merged[:, 0]) >= 0) and len(merged) >= len(pts)
