@@ -1,8 +1,9 @@
 """Classical (no learning) digitizer: page image -> 12-lead signal, plus the ``digitize`` command.
 
-Pipeline (each step in ``ecgnb.preprocess``): deskew -> grid (px/mm) -> trace mask -> layout
-(rows, time axis, panels, calibration pulses; each row's 0 mV line and time axis follow its own
-grid and trace ends, which absorbs mild perspective) -> per panel, follow the trace column by
+Pipeline (each step in ``ecgnb.preprocess``): deskew, then rectify perspective from the grid's
+own lines (``pp.straighten``) -> grid (px/mm) -> trace mask -> layout (rows, time axis, panels,
+calibration pulses; each row's 0 mV line and time axis follow its own grid and trace ends, which
+absorbs what rectification left) -> per panel, follow the trace column by
 column with dynamic programming over ink runs, adding each pixel row's crossing on steep strokes
 -> px to mV (10 mm/mV) and s (25 mm/s) -> resample to ``fs``.
 
@@ -51,7 +52,7 @@ class DigitizeResult:
     grid: pp.GridInfo
     layout: pp.LayoutInfo
     traces: dict[int, np.ndarray] = field(default_factory=dict)  # panel index -> (n, 2) x,y px
-    upright: np.ndarray | None = None  # the deskewed page the boxes and traces refer to
+    upright: np.ndarray | None = None  # the deskewed, rectified page boxes and traces refer to
 
     def diagnostics(self) -> dict:
         """Plain-JSON summary: grid, skew, layout confidence, calibration, panel boxes (px)."""
@@ -377,8 +378,7 @@ def digitize_image(image: np.ndarray, layout: str = "3x4+1", fs: float = 500,
     """
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ImageError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
-    upright, skew = pp.deskew(image)
-    dark = pp.darkness(upright)  # shared by grid and trace detection (the costliest map)
+    upright, skew, dark = pp.straighten(image)  # dark: shared by grid and trace detection
     grid = pp.detect_grid(upright, dark)
     mask = pp.denoise(pp.remove_grid(upright, grid, dark=dark), grid.px_per_mm)
     lay = pp.detect_layout(mask, grid, layout, duration_s, strength=pp.grid_strength(dark))
@@ -424,13 +424,13 @@ def steps(image: np.ndarray, layout: str = "3x4+1") -> list[tuple[np.ndarray, No
     Input, upright page (skew removed), trace mask (grid and background removed, specks
     dropped), and the digitizer's panels and traces drawn over the upright page.
     """
-    upright, skew = pp.deskew(image)
-    grid = pp.detect_grid(upright)
-    mask = pp.denoise(pp.remove_grid(upright, grid), grid.px_per_mm)
+    upright, skew, dark = pp.straighten(image)
+    grid = pp.detect_grid(upright, dark)
+    mask = pp.denoise(pp.remove_grid(upright, grid, dark=dark), grid.px_per_mm)
     result = digitize_image(image, layout=layout)
     ink = np.repeat((255 - 255 * mask.astype(np.uint8))[:, :, None], 3, axis=2)
     return [(image, None, "input page"),
-            (upright, None, f"deskewed by {skew:+.2f} deg"),
+            (upright, None, f"deskewed by {skew:+.2f} deg, perspective rectified"),
             (ink, None, f"trace mask (grid {grid.px_per_mm:.3f} px/mm, confidence {grid.confidence:.2f})"),
             (overlay(result), None, f"layout {result.layout.name} (confidence "
                                     f"{result.layout.confidence:.2f}), traces found")]

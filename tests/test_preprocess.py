@@ -172,3 +172,23 @@ def test_layout_rows_get_their_own_time_axis_under_perspective(page):
         p = next(q for q in truth["panels"] if q["lead"] == box.lead and q["rhythm"] == box.rhythm)
         x_true = cv2.perspectiveTransform(np.float32([[p["trace"][0]]]), matrix)[0, 0, 0]
         assert box.x0 == pytest.approx(x_true, abs=0.4 * grid.px_per_mm_x)
+
+
+def test_perspective_map_undoes_a_known_perspective(page):
+    # Keystone (page farther at the top): rectification must bring every trace point back onto
+    # a page related to the flat one by a plain scale and shift (x within 0.5 px).
+    image, truth = page
+    h, w = image.shape[:2]
+    src = np.float32([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])
+    dst = src + np.float32([[15, 8], [-10, 4], [3, -6], [-6, 2]])
+    matrix = cv2.getPerspectiveTransform(src, dst)
+    warped = cv2.warpPerspective(image, matrix, (w, h), borderMode=cv2.BORDER_REPLICATE)
+    fix = pp.perspective_map(warped)
+    assert fix is not None
+    flat = np.vstack([np.asarray(p["trace"]) for p in truth["panels"]])
+    back = cv2.perspectiveTransform(flat[None].astype(np.float64), fix @ matrix)[0]
+    design = np.column_stack([flat, np.ones(len(flat))])
+    coef = np.linalg.lstsq(design, back[:, 0], rcond=None)[0]
+    assert np.abs(design @ coef - back[:, 0]).max() < 0.5
+    # A flat page is left alone (resampling would only blur it).
+    assert pp.perspective_map(image) is None
