@@ -28,10 +28,12 @@ ROW_MIN_SHIFT_MM = 0.3       # mm, rows closer than this to the page's time axis
 ROW_WIDTH_TOL = 0.01         # largest relative disagreement of a row's ends and its grid px/mm
 ROW_SCALE_TOL = 0.02         # largest relative px/mm difference of a row from the page's
 TRACE_GAP_MAX_MM = 4.0       # mm past the pulse's right stroke where a row's trace may start
+TIME_AXIS_HALF_MM = 4.0      # mm either side of a row's baseline whose ink marks the time axis
 INK_LEAD_MM = (0.22, 0.145)  # mm the trace's ink reaches before its first / after its last sample
 SKEW_BORDER_FRAC = 0.08      # share of each side ignored by estimate_skew (scan edges, margins)
 PX_PER_MM_RANGE = (2.0, 24.0)  # px/mm, plausible scan resolutions (about 50-600 dpi)
 TRACE_DARKNESS = 0.45        # relative darkness (0..1) above which a grey/black pixel is trace ink
+CAL_FOOT_TOL_MM = 0.5        # mm, a right foot farther from the left stroke's bottom is trace
 CAL_WIDTH_MM = 5.0           # mm, calibration pulse width (0.2 s at 25 mm/s)
 GRID_CONFIDENCE_MIN = 0.25   # below this the grid is reported as not found
 
@@ -504,8 +506,8 @@ def detect_layout(mask: np.ndarray, grid: GridInfo, layout: str = "3x4+1",
         raise LayoutError(f"layout {layout!r} needs {n} trace rows but the page shows "
                           f"{len(cands)}; try layout='auto' or check the image")
     rows = _pick_rows(mask, grid, cands, n)
-    x_start, x_end = _time_axis([_row_ink(mask, r.baseline_y, grid) for r in rows], grid,
-                                duration_s)
+    x_start, x_end = _time_axis([_row_ink(mask, r.baseline_y, grid, TIME_AXIS_HALF_MM)
+                                 for r in rows], grid, duration_s)
     spacing = float(np.median(np.diff([r.baseline_y for r in rows]))) if n > 1 else None
     for r in rows:
         r.coverage = _coverage(mask, r.baseline_y, x_start, x_end, grid)
@@ -755,15 +757,34 @@ def detect_calibration(mask: np.ndarray, row: RowInfo, grid: GridInfo,
     bottom = max(np.nonzero(sub[:, left])[0][-1], np.nonzero(sub[:, right])[0][-1])
     # The 0 mV level is the centre of the flat ink just outside the strokes (pulse foot or trace),
     # falling back to the strokes' bottom when nothing is drawn there.
-    feet = [sub[:, c] for c in (left - 2, left - 3, right + 2, right + 3) if 0 <= c < sub.shape[1]]
-    centres = [_run_centre_near(f, bottom, 1.0 * ppy) for f in feet]
-    centres = [c for c in centres if c is not None]
+    # The pulse rises from 0 mV at its left stroke; right of it the trace may start at once
+    # (a QRS), so a right foot is used only when the left one is missing and it lies level
+    # (``CAL_FOOT_TOL_MM``) with the left stroke's bottom pulled in by half the pen (the flat
+    # top's thickness); otherwise that bottom is the 0 mV level.
+    def feet_centres(cols):
+        found = [_run_centre_near(sub[:, c], bottom, 1.0 * ppy) for c in cols
+                 if 0 <= c < sub.shape[1]]
+        return [c for c in found if c is not None]
+
+    centres = feet_centres((left - 2, left - 3))
+    if not centres:
+        centres = feet_centres((right + 2, right + 3))
+        pen = _pen_width(mid[max(0, int(top_y - ya - 2 * ppy)):int(top_y - ya + 2 * ppy)])
+        runs = _ink_runs(sub[:, left])  # the stroke: its column's longest ink run
+        stroke = float(max(runs, key=lambda r: r[1] - r[0])[1]) - 0.5 * (pen - 1)
+        if not centres or abs(float(np.median(centres)) - stroke) > CAL_FOOT_TOL_MM * ppy:
+            centres = [stroke]
     base_y = ya + (float(np.median(centres)) if centres else float(bottom))
     height_mm = (base_y - top_y) / ppy
     if height_mm < 4.0:
         return None
     return {"x0": float(xa + left), "x1": float(xa + right), "top_y": top_y, "base_y": base_y,
             "height_mm": height_mm, "width_mm": float(width_mm), "mm_per_mv": height_mm / 1.0}
+
+
+def _ink_runs(col: np.ndarray) -> list[tuple[int, int]]:
+    """Ink runs of one bool column as ``[(top, bottom)]`` px (``[(0, -1)]`` when it is blank)."""
+    return _clusters(np.flatnonzero(col)) or [(0, -1)]
 
 
 def _clusters(cols: np.ndarray) -> list[tuple[int, int]]:
