@@ -149,3 +149,45 @@ def geometry_check(table: pd.DataFrame, by: str = "severity") -> pd.DataFrame:
                          "pulse_found": grouped["mm_per_mv"].apply(lambda s: s.notna().mean()),
                          "seconds_per_page": grouped["seconds"].mean(),
                          "pages": grouped.size()})
+
+
+def _oracle_panel(panel: dict, truth: dict, fs: float) -> tuple[np.ndarray, np.ndarray]:
+    """Sample indices and mV of one clean panel read once per image column from its true trace."""
+    trace = np.asarray(panel["trace"], dtype=float)                     # (n, 2) x, y px
+    px_per_s = truth["speed_mm_s"] * truth["px_per_mm"]
+    px_per_mv = truth["gain_mm_mv"] * truth["px_per_mm"]
+    columns = np.arange(np.ceil(trace[0, 0]), np.floor(trace[-1, 0]) + 1)  # px, column centres
+    mv = (panel["baseline_y"] - np.interp(columns, trace[:, 0], trace[:, 1])) / px_per_mv
+    t = panel["sample_start"] / fs + (columns - panel["x_start"]) / px_per_s   # s
+    idx = np.arange(panel["sample_start"], panel["sample_end"])
+    return idx, np.interp(idx / fs, t, mv)
+
+
+def column_oracle(truth: dict, fs: float) -> np.ndarray:
+    """The best any column-wise reader can do on a clean page: ``(n_samples, 12)`` mV.
+
+    Reads the *true* trace at each image column centre (about 197 columns per second at
+    200 dpi), converts with the true geometry and resamples to ``fs``, as a digitizer would.
+    Its SNR is the page's resolution limit for such readers. Clean pages only: after
+    augmentation the truth no longer gives the clean geometry.
+    """
+    if truth.get("artefacts", {}).get("kinds"):
+        raise ValueError("column_oracle needs a clean page (no artefacts applied)")
+    out = np.full((truth["n_samples"], len(LEAD_NAMES)), np.nan)
+    for panel in sorted(truth["panels"], key=lambda p: not p["rhythm"]):  # rhythm strips first
+        idx, mv = _oracle_panel(panel, truth, fs)
+        col = out[:, LEAD_NAMES.index(panel["lead"])]
+        fill = np.isnan(col[idx])
+        col[idx[fill]] = mv[fill]
+    return out
+
+
+def score_truth_oracle(index: pd.DataFrame, data_dir: Path, fs: int) -> pd.DataFrame:
+    """``column_oracle`` scored on the clean pages of ``index`` (one row per page and lead)."""
+    frames = []
+    for row in index[index["severity"] == 0].itertuples():
+        rel = Path(row.path)
+        image, reference, truth = io.load_page(Path(data_dir) / rel.parent, rel.name)
+        frames.append(score_page(lambda im: column_oracle(truth, fs), image, reference, fs)
+                      .assign(page=row.page, record=row.record, origin=row.origin))
+    return pd.concat(frames, ignore_index=True)

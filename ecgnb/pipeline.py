@@ -41,6 +41,7 @@ NOTEBOOK_OUTPUTS: dict[str, list[str]] = {
         "reports/{profile}/02_baseline_scores.csv",
         *[f"reports/{{profile}}/02_{t}.{ext}" for t in ("baseline_by_severity", "baseline_by_origin",
                                                         "baseline_per_lead", "baseline_real_per_lead", "geometry",
+                                                        "resolution_limit",
                                                         "eik_per_lead")
           for ext in ("csv", "md")],
     ],

@@ -47,6 +47,9 @@ README_TABLES = (
     ("Classical digitizer on the test split, by artefact severity", "02_baseline_by_severity",
      "SNR in dB (Challenge 2024: aligned within ±0.5 s and ±1 mV; and unaligned), MSE in mV², "
      "MAE in mV, mean over pages and leads."),
+    ("Resolution limit of a clean 200-dpi page", "02_resolution_limit",
+     "A column oracle reads the true trace once per image column (~197 columns/s): no column-wise "
+     "reader can beat it; the classical digitizer on the same clean test pages below it."),
     ("Classical digitizer on pages rendered from real records (test split), per lead",
      "02_baseline_real_per_lead",
      "PTB-XL / Georgia / Chapman-Shaoxing records not in the hidden holdout, all severities."),

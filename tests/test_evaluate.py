@@ -42,3 +42,19 @@ def test_eik_pages_match_their_records():
     name, image_path, reference = pages[0]
     drawn = np.isfinite(reference).mean(axis=0)
     assert drawn[1] == pytest.approx(1.0) and drawn[0] == pytest.approx(0.25)
+
+
+def test_column_oracle_reads_a_slow_signal_almost_exactly():
+    from ecgnb.config import PaperConfig
+    from ecgnb.render import masked_signal, render_page
+    t = np.arange(5000) / 500
+    signal = np.stack([0.5 * np.sin(2 * np.pi * (1 + k / 10) * t) for k in range(12)], axis=1)
+    image, truth = render_page(signal, 500, PaperConfig(), np.random.default_rng(0))
+    reference = masked_signal(signal, truth)
+    table = evaluate.score_page(lambda im: evaluate.column_oracle(truth, 500), image, reference, 500)
+    assert table["snr_db_unaligned"].min() > 40      # slow waves lose nothing to column sampling
+
+
+def test_column_oracle_refuses_augmented_pages():
+    with pytest.raises(ValueError, match="clean page"):
+        evaluate.column_oracle({"artefacts": {"kinds": ["blur"]}}, 500)
