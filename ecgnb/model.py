@@ -101,6 +101,7 @@ class ModelConfig:
     dropout: float = 0.0              # dropout in every block
     variational: bool = False         # VAE latent: encoders give mu and logvar, z ~ N(mu, exp(logvar))
     coord_channel: bool = True        # add a fixed row-position channel to the image (CoordConv)
+    row_heads: int = 4                # row-attention heads after stage 1: soft-argmax row per column (0: off)
     signal_encoder: bool = True       # build the signal encoder (False: image-only ablation)
 
     @property
@@ -136,12 +137,40 @@ class ModelConfig:
 # The three parts
 # --------------------------------------------------------------------------------------------
 
+class RowAttention(nn.Module):
+    """Soft-argmax over rows: where the trace is in each column, at full time resolution.
+
+    ``(B, C, H1, W1)`` features -> per head, a softmax over the H1 rows of each column, and the
+    expected row position (+1 top .. -1 bottom of the crop, i.e. +-half_mm) under it ->
+    ``(B, heads * r, L)`` with the ``r = W1 / L`` columns of each latent step stacked as channels
+    (space-to-depth, so no time detail is averaged away).
+    """
+
+    def __init__(self, channels: int, heads: int, height: int, latent_len: int):
+        super().__init__()
+        self.logits = nn.Conv2d(channels, heads, 3, padding=1)
+        self.latent_len = latent_len
+        self.register_buffer("rows", torch.linspace(1.0, -1.0, height).view(1, 1, -1, 1),
+                             persistent=False)
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        B, _, H1, W1 = f.shape
+        assert H1 == self.rows.shape[2] and W1 % self.latent_len == 0, \
+            f"row attention expects height {self.rows.shape[2]} and width a multiple of {self.latent_len}, got {H1}x{W1}"
+        att = self.logits(f).softmax(dim=2)                  # (B, K, H1, W1), sums to 1 over rows
+        pos = (att * self.rows).sum(dim=2)                   # (B, K, W1) expected row position
+        r = W1 // self.latent_len
+        pos = pos.view(B, -1, self.latent_len, r).transpose(2, 3)  # (B, K, r, L)
+        return pos.reshape(B, -1, self.latent_len)           # (B, K * r, L)
+
+
 class ImageEncoder(nn.Module):
     """Panel crop -> latent sequence: 2-D conv stages collapse the height, keep a time axis.
 
     ``(B, 1, H, W)`` -> stages (each halves H, divides W by its stride) -> a full-height conv that
-    reads the remaining rows (where on the strip the ink is = amplitude) -> 1-D blocks along time
-    -> ``(B, D, L)`` (``(B, 2D, L)``, i.e. mu and logvar, when variational).
+    reads the remaining rows (where on the strip the ink is = amplitude), joined by the row
+    attention's positions after stage 1 (``row_heads``) -> 1-D blocks along time ->
+    ``(B, D, L)`` (``(B, 2D, L)``, i.e. mu and logvar, when variational).
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -155,6 +184,12 @@ class ImageEncoder(nn.Module):
         self.stages = nn.Sequential(*stages)
         h_left = cfg.crop_height // 2 ** len(cfg.channels)
         self.collapse = nn.Conv2d(c_in, cfg.hidden, (h_left, 1))      # (B, hidden, 1, L)
+        self.row_att = None
+        if cfg.row_heads > 0:
+            w1 = cfg.crop_width // cfg.width_strides[0]
+            self.row_att = RowAttention(cfg.channels[0], cfg.row_heads, cfg.crop_height // 2,
+                                        cfg.latent_len)
+            self.join = nn.Conv1d(cfg.hidden + cfg.row_heads * (w1 // cfg.latent_len), cfg.hidden, 1)
         self.temporal = _temporal_stack(cfg.hidden, cfg)
         self.head = nn.Conv1d(cfg.hidden, cfg.latent_dim * (2 if cfg.variational else 1), 1)
         rows = torch.linspace(1.0, -1.0, cfg.crop_height).view(1, 1, -1, 1)  # +1 top (positive mV)
@@ -167,8 +202,11 @@ class ImageEncoder(nn.Module):
         x = image
         if cfg.coord_channel:
             x = torch.cat([x, self.rows.expand(x.shape[0], 1, -1, x.shape[3])], dim=1)  # (B, 2, H, W)
-        x = self.stages(x)                           # (B, C, H / 2**stages, L)
+        f1 = self.stages[0](x)                       # (B, C1, H / 2, W / sw1)
+        x = self.stages[1:](f1)                      # (B, C, H / 2**stages, L)
         x = self.collapse(x).squeeze(2)              # (B, hidden, L)
+        if self.row_att is not None:
+            x = self.join(torch.cat([x, self.row_att(f1)], dim=1))  # (B, hidden, L)
         x = self.temporal(x)                         # (B, hidden, L)
         return self.head(F.gelu(x))                  # (B, D or 2D, L)
 
@@ -325,6 +363,24 @@ class ModelDigitizeResult:
     lead_names: tuple[str, ...]
     analysis: object            # ecgnb.panels.PageAnalysis (upright page, grid, layout)
     n_crops: int
+    traces: dict[int, np.ndarray] = dataclasses.field(default_factory=dict)  # crop -> (n, 2) x,y px of the output
+
+    # The attributes ``ecgnb.digitize`` (overlay, command line) reads from a DigitizeResult.
+    @property
+    def layout(self):
+        return self.analysis.layout
+
+    @property
+    def grid(self):
+        return self.analysis.grid
+
+    @property
+    def skew_deg(self) -> float:
+        return self.analysis.skew_deg
+
+    @property
+    def upright(self) -> np.ndarray:
+        return self.analysis.upright
 
     def diagnostics(self) -> dict:
         """Plain-JSON summary in the shape of ``ecgnb.digitize.DigitizeResult.diagnostics``."""
@@ -389,4 +445,13 @@ def digitize_image(image: np.ndarray, layout: str = "3x4+1", fs: float = 500,
     y = model.predict(x).numpy()                                                           # (N, T)
     signal = place_crops(crops, y, crop_cfg.fs, fs, int(round(fs * duration_s)))
     return ModelDigitizeResult(signal=signal, fs=float(fs), lead_names=LEAD_NAMES,
-                               analysis=analysis, n_crops=len(crops))
+                               analysis=analysis, n_crops=len(crops),
+                               traces={i: output_trace(c, y[i], crop_cfg) for i, c in enumerate(crops)})
+
+
+def output_trace(crop, mv: np.ndarray, crop_cfg) -> np.ndarray:
+    """``(T, 2)`` x, y px on the upright page where the printed trace of output ``mv`` would lie."""
+    t = np.arange(mv.size) / crop_cfg.fs                                  # (T,) s from crop.t0_s
+    x = crop.x0 + t * (crop.x1 - crop.x0) / (crop.t1_s - crop.t0_s)
+    y = crop.baseline_y + crop.slope * (x - crop.x0) - mv * crop_cfg.gain_mm_mv * crop.px_per_mm_y
+    return np.stack([x, y], axis=1)

@@ -288,6 +288,21 @@ def _page_crops(job: tuple) -> dict:
     return {"page": row["page"], "x": xs, "y": ys, "meta": meta, "dropped": dropped}
 
 
+def _code_hash() -> str:
+    """Hash of the code that decides where crops are cut (this module and the preprocessing).
+
+    Part of the cache key: a fix to layout detection must not leave training on stale crops.
+    """
+    import hashlib
+    import inspect
+    import sys
+
+    h = hashlib.sha1()
+    for mod in (pp, sys.modules[__name__]):
+        h.update(inspect.getsource(mod).encode())
+    return h.hexdigest()[:16]
+
+
 def panel_cache_path(profile_name: str, split: str, data_dir: Path | None = None,
                      use_truth: bool = False) -> Path:
     """``data/<profile>/panels_<split>.npz`` (``panels_truth_<split>.npz`` for truth crops)."""
@@ -330,7 +345,8 @@ def build_panel_arrays(profile_name: str, split: str, cfg: CropConfig = CropConf
     if index.empty:
         raise SignalError(f"the {profile_name} dataset has no pages in split {split!r}")
     key = json.dumps({"version": CACHE_VERSION, "crop": cfg.to_dict(), "layout": layout,
-                      "use_truth": use_truth, "pages": index["page"].tolist()}, sort_keys=True)
+                      "use_truth": use_truth, "pages": index["page"].tolist(),
+                      "code": _code_hash()}, sort_keys=True)
     path = panel_cache_path(profile_name, split, data_dir, use_truth)
     if cache and path.exists():
         with np.load(path, allow_pickle=False) as z:

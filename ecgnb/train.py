@@ -224,6 +224,7 @@ def _unpack(arrays) -> tuple[np.ndarray, np.ndarray, dict]:
         crop = dict(arrays[2].attrs.get("crop", {}))
     assert X.ndim == 4 and X.shape[1] == 1 and Y.ndim == 2 and len(X) == len(Y), \
         f"arrays must be X (N, 1, H, W) and Y (N, T) with the same N; got {X.shape} and {Y.shape}"
+    assert len(X) > 0, "no crops: build the panel arrays first (ecgnb.panels.build_panel_arrays)"
     assert np.isfinite(Y).all(), "targets contain NaN/inf: windows not fully drawn must be dropped"
     return X, Y, crop
 
@@ -327,10 +328,10 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, train_arrays, val_arra
             bar.set_postfix(loss=f"{float(losses['loss'].detach()):.4f}")
         # Validation and bookkeeping on rank 0; the stop decision is shared with every rank.
         stop = torch.zeros(1, device=info.device)
+        state["epoch"] = epoch
         if info.main:
             scores = evaluate(core, Xva, Yva)
             state["seconds"] += time.perf_counter() - t0
-            state["epoch"] = epoch
             improved = scores["val_snr_db"] > state["best_score"]
             if improved:
                 state.update(best_score=scores["val_snr_db"], best_epoch=epoch, bad_epochs=0)

@@ -118,3 +118,38 @@ def test_place_crops_rhythm_owns_its_lead():
     assert np.isnan(sig[:, 2:]).all()
     half = place_crops(crops, out, 500, 250, 250)   # other output rate: resampled
     assert half.shape == (250, 12) and np.all(half[:125, 1] == 2.0)
+
+
+def test_row_attention_shapes_and_off_switch():
+    from ecgnb.model import RowAttention
+    att = RowAttention(channels=4, heads=3, height=16, latent_len=25)
+    pos = att(torch.rand(2, 4, 16, 50))
+    assert pos.shape == (2, 3 * 2, 25) and pos.abs().max() <= 1.0
+    off = ModelConfig(**{**TINY.__dict__, "row_heads": 0})
+    assert MultimodalECG(off)(torch.rand(2, 1, 32, 100))["recon_image"].shape == (2, 250)
+    assert count_parameters(MultimodalECG(off))["image_encoder"] < \
+        count_parameters(MultimodalECG(TINY))["image_encoder"]
+
+
+def test_digitize_image_places_every_panel():
+    """A tiny untrained model on a rendered page: output layout, diagnostics, overlay."""
+    import json
+
+    from ecgnb import digitize as dg
+    from ecgnb.config import PaperConfig
+    from ecgnb.panels import CropConfig
+    from ecgnb.render import drawn_mask, render_page
+
+    t = np.arange(5000) / 500
+    signal = 0.8 * np.sin(2 * np.pi * 1.2 * t)[:, None] * np.linspace(-1, 1, 12)[None, :]
+    image, truth = render_page(signal, 500, PaperConfig(), np.random.default_rng(0))
+    crop = CropConfig(height=32, window_s=0.5)        # 32 x 100 crops -> 250 samples, as TINY
+    result = digitize_image(image, model=MultimodalECG(TINY), crop_cfg=crop)
+    assert result.signal.shape == (5000, 12)
+    assert result.n_crops == 12 * 5 + 20                 # 2.5 s panels and the 10 s strip, 0.5 s windows
+    np.testing.assert_array_equal(~np.isnan(result.signal), drawn_mask(truth))
+    diag = json.loads(json.dumps(result.diagnostics()))
+    assert diag["method"] == "model" and len(diag["panels"]) == 13
+    assert dg.overlay(result).shape == image.shape      # the command line's overlay works on it
+    half = digitize_image(image, model=MultimodalECG(TINY), crop_cfg=crop, fs=250)
+    assert half.signal.shape == (2500, 12)

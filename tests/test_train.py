@@ -141,3 +141,38 @@ def test_early_stopping(data, tmp_path):
     cfg = dataclasses.replace(FAST, epochs=10, lr=0.0, schedule="constant", patience=2)
     summary = train(TINY, cfg, (X, Y), val, tmp_path, progress=False)
     assert summary["stopped_early"] and summary["epochs_run"] == 3 and summary["best_epoch"] == 0
+
+
+DDP_SCRIPT = """
+import sys, numpy as np
+from ecgnb.model import ModelConfig
+from ecgnb.train import TrainConfig, train
+z = np.load(sys.argv[1])
+cfg = ModelConfig(**{**ModelConfig().__dict__, **dict(crop_height=32, crop_width=100, out_samples=250,
+      channels=(4, 8), width_strides=(2, 2), hidden=8, latent_dim=4, n_blocks=1)})
+s = train(cfg, TrainConfig(epochs=2, batch_size=4, threads=1, device="cpu"), (z["X"], z["Y"]),
+          (z["Xv"], z["Yv"]), sys.argv[2], progress=False)
+print("RESULT", s["step"], s["epochs_run"])
+"""
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_with_torchrun(data, tmp_path):
+    """The same ``train`` under ``torchrun --nproc_per_node=2`` (gloo on CPU): half the steps each."""
+    import os
+    import subprocess
+    import sys
+
+    (X, Y), (Xv, Yv) = data
+    np.savez(tmp_path / "d.npz", X=X, Y=Y, Xv=Xv, Yv=Yv)
+    (tmp_path / "job.py").write_text(DDP_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc_per_node=2", str(tmp_path / "job.py"), str(tmp_path / "d.npz"),
+                           str(tmp_path / "run")], capture_output=True, text=True, timeout=240,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # 24 crops, batch 4, 2 ranks: 3 steps per epoch on each rank.
+    assert proc.stdout.count("RESULT 6 2") == 2, proc.stdout
+    ckpt = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert ckpt["step"] == 6 and len(_log(tmp_path / "run")) == 2
