@@ -25,11 +25,11 @@ def test_update_readme_replaces_only_the_marked_block(tmp_path):
     for _, stem, _ in report.README_TABLES:
         report.write_table(pd.DataFrame({"snr_db": [1.234]}), rep / stem)
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{report.RESULTS_START}\nold\n{report.RESULTS_END}\noutro\n")
+    readme.write_text(f"intro\n{report.RESULTS_START}\nSTALE-TABLE\n{report.RESULTS_END}\noutro\n")
     report.update_readme(readme, "quick", rep)
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n")
-    assert "old" not in text and "| 1.23 |" in text
+    assert "STALE-TABLE" not in text and "| 1.23 |" in text
 
 
 def test_update_readme_needs_markers(tmp_path):

@@ -152,7 +152,10 @@ cfg = ModelConfig(**{**ModelConfig().__dict__, **dict(crop_height=32, crop_width
       channels=(4, 8), width_strides=(2, 2), hidden=8, latent_dim=4, n_blocks=1)})
 s = train(cfg, TrainConfig(epochs=2, batch_size=4, threads=1, device="cpu"), (z["X"], z["Y"]),
           (z["Xv"], z["Yv"]), sys.argv[2], progress=False)
-print("RESULT", s["step"], s["epochs_run"])
+import os
+# one file per rank: two processes printing to one pipe interleave their lines
+with open(os.path.join(sys.argv[2], f"result_{os.environ['RANK']}.txt"), "w") as fh:
+    fh.write(f"{s['step']} {s['epochs_run']}")
 """
 
 
@@ -173,6 +176,7 @@ def test_ddp_two_processes_with_torchrun(data, tmp_path):
                           env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # 24 crops, batch 4, 2 ranks: 3 steps per epoch on each rank.
-    assert proc.stdout.count("RESULT 6 2") == 2, proc.stdout
+    results = [(tmp_path / "run" / f"result_{r}.txt").read_text() for r in (0, 1)]
+    assert results == ["6 2", "6 2"], results
     ckpt = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     assert ckpt["step"] == 6 and len(_log(tmp_path / "run")) == 2
