@@ -6,6 +6,7 @@ saved with every output (``Profile.to_dict``), so each artefact records the sett
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 
@@ -44,6 +45,124 @@ class DataConfig:
     show_progress: bool = True    # tqdm progress bars on long loops
 
 
+# --- the learned digitizer (ecgnb.panels, ecgnb.model, ecgnb.train) ---
+
+@dataclass(frozen=True)
+class CropConfig:
+    """Geometry of one crop and its target."""
+
+    height: int = 96            # rows per crop
+    half_mm: float = 16.0       # mm above (and below) the 0 mV line the crop spans (1.6 mV at 10 mm/mV)
+    cols_per_s: int = 200       # crop columns per second of record (page: ~197 px/s at 200 dpi)
+    window_s: float = 2.5       # s per crop; longer panels are cut into windows of this length
+    fs: int = 500               # Hz, sampling rate of the target signal
+    gain_mm_mv: float = 10.0    # mm/mV, printed amplitude scale
+    speed_mm_s: float = 25.0    # mm/s, printed paper speed
+    blur_px: float = 1.0        # px, vertical Gaussian sigma on the ink map before sampling (anti-alias)
+
+    @property
+    def width(self) -> int:
+        """Columns per crop."""
+        return int(round(self.cols_per_s * self.window_s))
+
+    @property
+    def n_samples(self) -> int:
+        """Target samples per crop."""
+        return int(round(self.fs * self.window_s))
+
+    @property
+    def mv_per_row(self) -> float:
+        """mV between two crop rows."""
+        return 2 * self.half_mm / (self.height - 1) / self.gain_mm_mv
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of the three parts. Defaults match ``ecgnb.panels.CropConfig()`` (96 x 500 -> 1250)."""
+
+    crop_height: int = 96             # H, rows of an input crop
+    crop_width: int = 500             # W, columns of an input crop (time axis)
+    out_samples: int = 1250           # T, output samples per crop (window_s * fs)
+    channels: tuple[int, ...] = (16, 32, 48, 64)  # image-encoder stage widths; each halves H
+    width_strides: tuple[int, ...] = (2, 2, 1, 1)  # image-encoder stage strides along W
+    hidden: int = 64                  # channels of the 1-D (time) stacks
+    latent_dim: int = 32              # D, channels of the shared latent sequence
+    n_blocks: int = 3                 # ResBlock1d per 1-D stack (image head, signal encoder, decoder)
+    kernel_size: int = 5              # kernel of the 1-D convolutions
+    dropout: float = 0.0              # dropout in every block
+    variational: bool = False         # VAE latent: encoders give mu and logvar, z ~ N(mu, exp(logvar))
+    coord_channel: bool = True        # add a fixed row-position channel to the image (CoordConv)
+    row_heads: int = 4                # row-attention heads after stage 1: soft-argmax row per column (0: off)
+    signal_encoder: bool = True       # build the signal encoder (False: image-only ablation)
+
+    @property
+    def latent_len(self) -> int:
+        """L, latent steps: crop width over the product of the width strides."""
+        return self.crop_width // math.prod(self.width_strides)
+
+    @property
+    def patch(self) -> int:
+        """Output samples per latent step (T / L)."""
+        return self.out_samples // self.latent_len
+
+    def validate(self) -> None:
+        assert len(self.channels) == len(self.width_strides), \
+            f"channels {self.channels} and width_strides {self.width_strides} need one entry per stage"
+        assert self.crop_width % math.prod(self.width_strides) == 0, \
+            f"crop_width {self.crop_width} must be divisible by the width strides' product"
+        assert self.out_samples % self.latent_len == 0, \
+            f"out_samples {self.out_samples} must be a multiple of latent_len {self.latent_len}"
+        assert self.crop_height % 2 ** len(self.channels) == 0, \
+            f"crop_height {self.crop_height} must be divisible by 2**{len(self.channels)} (one halving per stage)"
+
+    def to_dict(self) -> dict:
+        """Plain dict (tuples as lists), safe for ``torch.load(weights_only=True)``."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+# --------------------------------------------------------------------------------------------
+# The three parts
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, losses, stopping and runtime settings of one training run."""
+
+    epochs: int = 30                  # most epochs to run
+    batch_size: int = 32              # crops per optimiser step (per process under DDP)
+    lr: float = 2e-3                  # peak learning rate of AdamW
+    weight_decay: float = 1e-4        # AdamW decoupled weight decay
+    schedule: str = "cosine"          # "cosine": linear warm-up then cosine to 0; "onecycle": lr/25 -> lr -> lr/1e4; "constant"
+    warmup_frac: float = 0.05         # share of all steps spent warming up (onecycle: rising)
+    grad_clip: float = 1.0            # max global grad norm (0: no clipping)
+    w_image: float = 1.0              # weight of the image -> signal reconstruction (mV^2)
+    w_signal: float = 0.5             # weight of the signal -> signal reconstruction (mV^2)
+    w_align: float = 0.5              # weight of the latent alignment MSE (image vs signal latent)
+    detach_signal_latent: bool = True # alignment treats the signal latent as a fixed target
+    beta_kl: float = 1e-3             # weight of the KL term when the model is variational
+    patience: int = 8                 # stop after this many epochs without a better val SNR
+    seed: int = 0                     # torch seed: initialisation, data order, dropout, sampling
+    multimodal: bool = True           # False: image-only ablation (no signal encoder, no alignment)
+    threads: int = 2                  # torch CPU threads (shared machines: keep small)
+    device: str = "auto"              # "auto" (CUDA when available), "cpu" or "cuda"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------------------------
+# Small pieces
+# --------------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Profile:
     name: str
@@ -51,6 +170,9 @@ class Profile:
     signal: SignalConfig = field(default_factory=SignalConfig)
     paper: PaperConfig = field(default_factory=PaperConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    crop: CropConfig = field(default_factory=CropConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict:
         """Plain-JSON view of the resolved configuration."""
@@ -59,7 +181,8 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     # Whole chain in a few minutes on 2 cores; the default for tests and CI.
-    "quick": Profile(name="quick", seed=0, data=DataConfig(n_synthetic=24)),
+    "quick": Profile(name="quick", seed=0, data=DataConfig(n_synthetic=24),
+                     train=TrainConfig(epochs=4, patience=4)),
     # The reference run whose figures and tables are committed.
     "reference": Profile(name="reference", seed=0,
                          data=DataConfig(n_synthetic=300, severities=(0.0, 0.25, 0.5, 0.75, 1.0))),

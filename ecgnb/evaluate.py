@@ -191,3 +191,41 @@ def score_truth_oracle(index: pd.DataFrame, data_dir: Path, fs: int) -> pd.DataF
         frames.append(score_page(lambda im: column_oracle(truth, fs), image, reference, fs)
                       .assign(page=row.page, record=row.record, origin=row.origin))
     return pd.concat(frames, ignore_index=True)
+
+
+def load_split(profile_name: str, split: str, data_dir: Path | None = None) -> pd.DataFrame:
+    """Rows of the dataset index that belong to ``split``."""
+    from .dataset import load_index
+
+    index = load_index(profile_name, data_dir)
+    return index[index["split"] == split]
+
+
+def classical_digitizer(layout: str = "3x4+1", fs: int = 500) -> Digitizer:
+    """The classical digitizer of ``ecgnb.digitize`` as a ``Digitizer``."""
+    from .digitize import digitize_image
+
+    return lambda image: digitize_image(image, layout=layout, fs=fs)
+
+
+def model_digitizer(checkpoint: str | Path, layout: str = "3x4+1", fs: int = 500) -> Digitizer:
+    """The learned digitizer of ``checkpoint`` (loaded once) as a ``Digitizer``."""
+    from . import model as model_lib
+
+    net, ckpt = model_lib.load_model(checkpoint)
+    from .config import CropConfig
+
+    crop = CropConfig(**ckpt["crop"]) if ckpt.get("crop") else None
+    return lambda image: model_lib.digitize_image(image, layout=layout, fs=fs, model=net,
+                                                  crop_cfg=crop)
+
+
+def compare_methods(methods: dict[str, Digitizer], index: pd.DataFrame, data_dir: Path,
+                    fs: int) -> pd.DataFrame:
+    """One row per method: mean metrics over the pages of ``index`` and leads, s per page."""
+    rows = {}
+    for name, digitize in methods.items():
+        table = score_dataset(digitize, index, data_dir, fs, desc=name)
+        rows[name] = summary_by(table.assign(method=name), "method").iloc[0]
+        rows[name]["seconds_per_page"] = table.groupby("page")["seconds"].first().mean()
+    return pd.DataFrame(rows).T.rename_axis("method")

@@ -26,10 +26,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import paths
+from .config import ModelConfig  # noqa: F401  (defined with the profiles)
 from .errors import MissingInputError
 from .leads import LEAD_INDEX, LEAD_NAMES
 
-DEFAULT_CHECKPOINT = paths.ROOT / "models" / "multimodal" / "best.pt"  # written by ecgnb.train
+# The checkpoint `digitize --method model` uses; notebook 04 publishes its best multimodal run here.
+DEFAULT_CHECKPOINT = paths.ROOT / "models" / "default.pt"
 
 
 # --------------------------------------------------------------------------------------------
@@ -85,57 +87,6 @@ def _temporal_stack(channels: int, cfg: "ModelConfig") -> nn.Sequential:
 # Config
 # --------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class ModelConfig:
-    """Sizes of the three parts. Defaults match ``ecgnb.panels.CropConfig()`` (96 x 500 -> 1250)."""
-
-    crop_height: int = 96             # H, rows of an input crop
-    crop_width: int = 500             # W, columns of an input crop (time axis)
-    out_samples: int = 1250           # T, output samples per crop (window_s * fs)
-    channels: tuple[int, ...] = (16, 32, 48, 64)  # image-encoder stage widths; each halves H
-    width_strides: tuple[int, ...] = (2, 2, 1, 1)  # image-encoder stage strides along W
-    hidden: int = 64                  # channels of the 1-D (time) stacks
-    latent_dim: int = 32              # D, channels of the shared latent sequence
-    n_blocks: int = 3                 # ResBlock1d per 1-D stack (image head, signal encoder, decoder)
-    kernel_size: int = 5              # kernel of the 1-D convolutions
-    dropout: float = 0.0              # dropout in every block
-    variational: bool = False         # VAE latent: encoders give mu and logvar, z ~ N(mu, exp(logvar))
-    coord_channel: bool = True        # add a fixed row-position channel to the image (CoordConv)
-    row_heads: int = 4                # row-attention heads after stage 1: soft-argmax row per column (0: off)
-    signal_encoder: bool = True       # build the signal encoder (False: image-only ablation)
-
-    @property
-    def latent_len(self) -> int:
-        """L, latent steps: crop width over the product of the width strides."""
-        return self.crop_width // math.prod(self.width_strides)
-
-    @property
-    def patch(self) -> int:
-        """Output samples per latent step (T / L)."""
-        return self.out_samples // self.latent_len
-
-    def validate(self) -> None:
-        assert len(self.channels) == len(self.width_strides), \
-            f"channels {self.channels} and width_strides {self.width_strides} need one entry per stage"
-        assert self.crop_width % math.prod(self.width_strides) == 0, \
-            f"crop_width {self.crop_width} must be divisible by the width strides' product"
-        assert self.out_samples % self.latent_len == 0, \
-            f"out_samples {self.out_samples} must be a multiple of latent_len {self.latent_len}"
-        assert self.crop_height % 2 ** len(self.channels) == 0, \
-            f"crop_height {self.crop_height} must be divisible by 2**{len(self.channels)} (one halving per stage)"
-
-    def to_dict(self) -> dict:
-        """Plain dict (tuples as lists), safe for ``torch.load(weights_only=True)``."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
-
-
-# --------------------------------------------------------------------------------------------
-# The three parts
-# --------------------------------------------------------------------------------------------
 
 class RowAttention(nn.Module):
     """Soft-argmax over rows: where the trace is in each column, at full time resolution.
@@ -336,6 +287,45 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
 # Checkpoints and inference on pages
 # --------------------------------------------------------------------------------------------
 
+def shape_table(model: "MultimodalECG", image: torch.Tensor, signal: torch.Tensor):
+    """Tensor shapes through each part for one batch: a DataFrame (part, input, output)."""
+    import pandas as pd
+
+    rows = []
+    hooks = [module.register_forward_hook(
+        lambda m, inp, out, name=name: rows.append(
+            {"part": name, "input": tuple(inp[0].shape),
+             "output": tuple((out[0] if isinstance(out, tuple) else out).shape)}))
+        for name, module in model.named_children() if module is not None]
+    try:
+        with torch.no_grad():
+            model.eval()(image, signal)
+    finally:
+        for h in hooks:
+            h.remove()
+    return pd.DataFrame(rows)
+
+
+def publish_checkpoint(source: str | Path, target: str | Path = DEFAULT_CHECKPOINT) -> Path:
+    """Copy the weights, configs and scores of ``source`` (no optimiser state) to ``target``.
+
+    The published file is what ``digitize --method model`` loads; dropping the optimiser keeps
+    it small enough to commit.
+    """
+    import os
+    import tempfile
+
+    ckpt = torch.load(source, map_location="cpu", weights_only=True)
+    keep = {k: v for k, v in ckpt.items() if k not in ("optimizer", "rng")}
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".ckpt.", dir=target.parent)
+    os.close(fd)
+    torch.save(keep, tmp)
+    os.replace(tmp, target)
+    return target
+
+
 def load_model(checkpoint: str | Path | None = None, device: str = "cpu"
                ) -> tuple[MultimodalECG, dict]:
     """``(model in eval mode, checkpoint dict)`` from a ``ecgnb.train`` checkpoint.
@@ -346,8 +336,8 @@ def load_model(checkpoint: str | Path | None = None, device: str = "cpu"
     path = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
     if not path.exists():
         raise MissingInputError(
-            f"model checkpoint {path} not found: train one first (ecgnb.train.train(..., "
-            f"run_dir={DEFAULT_CHECKPOINT.parent}) or notebook 03), or pass checkpoint=...")
+            f"model checkpoint {path} not found: train and publish one with notebook "
+            "04_training (`python -m ecgnb study --only 01 02 03 04`), or pass checkpoint=...")
     ckpt = torch.load(path, map_location=device, weights_only=True)
     model = MultimodalECG(ModelConfig.from_dict(ckpt["model_cfg"])).to(device)
     model.load_state_dict(ckpt["model"])

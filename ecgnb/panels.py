@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from . import paths
 from . import preprocess as pp
+from .config import CropConfig  # noqa: F401  (defined with the profiles)
 from .dataset import load_index
 from .errors import EcgnbError, ImageError, SignalError
 from .io import load_page
@@ -44,36 +45,6 @@ from .leads import LEAD_INDEX
 CACHE_VERSION = 1   # bump when crops change meaning, so old caches are rebuilt
 
 
-@dataclass(frozen=True)
-class CropConfig:
-    """Geometry of one crop and its target."""
-
-    height: int = 96            # rows per crop
-    half_mm: float = 16.0       # mm above (and below) the 0 mV line the crop spans (1.6 mV at 10 mm/mV)
-    cols_per_s: int = 200       # crop columns per second of record (page: ~197 px/s at 200 dpi)
-    window_s: float = 2.5       # s per crop; longer panels are cut into windows of this length
-    fs: int = 500               # Hz, sampling rate of the target signal
-    gain_mm_mv: float = 10.0    # mm/mV, printed amplitude scale
-    speed_mm_s: float = 25.0    # mm/s, printed paper speed
-    blur_px: float = 1.0        # px, vertical Gaussian sigma on the ink map before sampling (anti-alias)
-
-    @property
-    def width(self) -> int:
-        """Columns per crop."""
-        return int(round(self.cols_per_s * self.window_s))
-
-    @property
-    def n_samples(self) -> int:
-        """Target samples per crop."""
-        return int(round(self.fs * self.window_s))
-
-    @property
-    def mv_per_row(self) -> float:
-        """mV between two crop rows."""
-        return 2 * self.half_mm / (self.height - 1) / self.gain_mm_mv
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 @dataclass

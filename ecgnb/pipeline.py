@@ -45,6 +45,16 @@ NOTEBOOK_OUTPUTS: dict[str, list[str]] = {
                                                         "eik_per_lead")
           for ext in ("csv", "md")],
     ],
+    "03_model": [
+        "reports/{profile}/03_panel_crops.png",
+        "reports/{profile}/03_overfit.png",
+        *[f"reports/{{profile}}/03_{t}.{ext}" for t in ("parameters", "shapes") for ext in ("csv", "md")],
+    ],
+    "04_training": [
+        "reports/{profile}/04_training_curves.png",
+        "reports/{profile}/04_variants.csv",
+        "reports/{profile}/04_variants.md",
+    ],
 }
 
 PACKAGES = ("numpy", "scipy", "matplotlib", "wfdb", "neurokit2", "opencv-python-headless",

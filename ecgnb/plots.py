@@ -165,3 +165,48 @@ def plot_snr_per_lead(table: pd.DataFrame, by: str | None = None):
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_crops(X: np.ndarray, Y: np.ndarray, meta: pd.DataFrame, n: int = 4, half_mv: float = 1.6):
+    """``n`` panel crops (ink, rows x columns) with their target signal (mV) drawn over them."""
+    fig, axes = plt.subplots(n, 1, figsize=(12, 2.2 * n), squeeze=False)
+    for k, ax in enumerate(axes[:, 0]):
+        h, w = X[k, 0].shape
+        ax.imshow(X[k, 0], cmap="gray_r", aspect="auto", extent=(0, w, h, 0))
+        cols = np.linspace(0, w, Y.shape[1])
+        ax.plot(cols, (h - 1) / 2 * (1 - Y[k] / half_mv), color="tab:red", lw=0.8, label="target (mV)")
+        ax.set_title(f"{meta.iloc[k]['page']}  lead {meta.iloc[k]['lead']}", fontsize=9)
+        ax.set_axis_off()
+    axes[0, 0].legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_losses(history: list[float], title: str = "one-batch overfit"):
+    """Loss per step (log scale)."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.semilogy(history)
+    ax.set_xlabel("step")
+    ax.set_ylabel("image-path MSE (mV²)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_training_curves(logs: dict[str, pd.DataFrame], baseline_db: float | None = None):
+    """Training loss and validation SNR (dB) per epoch for each run in ``logs`` (its log.csv)."""
+    fig, (ax_loss, ax_snr) = plt.subplots(1, 2, figsize=(12, 4))
+    for name, log in logs.items():
+        ax_loss.semilogy(log["epoch"], log["loss"], "o-", label=name)
+        ax_snr.plot(log["epoch"], log["val_snr_db"], "o-", label=name)
+    if baseline_db is not None:
+        ax_snr.axhline(baseline_db, color="k", ls="--", label="classical digitizer")
+    ax_loss.set_ylabel("training loss")
+    ax_snr.set_ylabel("validation SNR (dB, crops)")
+    for ax in (ax_loss, ax_snr):
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -55,6 +55,10 @@ README_TABLES = (
      "PTB-XL / Georgia / Chapman-Shaoxing records not in the hidden holdout, all severities."),
     ("Classical digitizer on ECG-Image-Kit pages (another generator), per lead", "02_eik_per_lead",
      "The 8 development pages of `../shared/data/eik-dev`; `all` is the mean over pages and leads."),
+    ("Learned model (notebook 04) against the classical digitizer, validation pages",
+     "04_variants",
+     "The paper's multimodal design and its image-only ablation, same budget; `train_s` is the "
+     "training time (s) on this machine. The quick profile trains for a few epochs only."),
     ("Scale read from the page itself", "02_geometry",
      "Grid px/mm error against the truth (%), calibration-pulse height (mm/mV), time per page (s)."),
 )

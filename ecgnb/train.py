@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from tqdm.auto import tqdm
 
+from .config import TrainConfig  # noqa: F401  (defined with the profiles)
 from .io import write_text_atomic
 from .model import ModelConfig, MultimodalECG, count_parameters
 
@@ -51,35 +52,6 @@ LOG_COLUMNS = ("epoch", "step", "loss", "loss_image", "loss_signal", "loss_align
 RUNTIME_FIELDS = ("threads", "device", "progress_every")  # may differ between a run and its resume
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation, losses, stopping and runtime settings of one training run."""
-
-    epochs: int = 30                  # most epochs to run
-    batch_size: int = 32              # crops per optimiser step (per process under DDP)
-    lr: float = 2e-3                  # peak learning rate of AdamW
-    weight_decay: float = 1e-4        # AdamW decoupled weight decay
-    schedule: str = "cosine"          # "cosine": linear warm-up then cosine to 0; "onecycle": lr/25 -> lr -> lr/1e4; "constant"
-    warmup_frac: float = 0.05         # share of all steps spent warming up (onecycle: rising)
-    grad_clip: float = 1.0            # max global grad norm (0: no clipping)
-    w_image: float = 1.0              # weight of the image -> signal reconstruction (mV^2)
-    w_signal: float = 0.5             # weight of the signal -> signal reconstruction (mV^2)
-    w_align: float = 0.5              # weight of the latent alignment MSE (image vs signal latent)
-    detach_signal_latent: bool = True # alignment treats the signal latent as a fixed target
-    beta_kl: float = 1e-3             # weight of the KL term when the model is variational
-    patience: int = 8                 # stop after this many epochs without a better val SNR
-    seed: int = 0                     # torch seed: initialisation, data order, dropout, sampling
-    multimodal: bool = True           # False: image-only ablation (no signal encoder, no alignment)
-    threads: int = 2                  # torch CPU threads (shared machines: keep small)
-    device: str = "auto"              # "auto" (CUDA when available), "cpu" or "cuda"
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-# --------------------------------------------------------------------------------------------
-# Small pieces
-# --------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -366,3 +338,43 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, train_arrays, val_arra
         if time_budget_s is not None and time.perf_counter() - t_call > time_budget_s:
             break
     return summary(False)
+
+
+def overfit_batch(model_cfg: ModelConfig, train_cfg: TrainConfig, X: np.ndarray, Y: np.ndarray,
+                  steps: int = 100) -> list[float]:
+    """Train a fresh model on one batch ``(X, Y)`` for ``steps`` steps; return the image-path
+    reconstruction loss (mV²) per step. A model that cannot drive it towards 0 has a bug."""
+    torch.manual_seed(train_cfg.seed)
+    model = MultimodalECG(dataclasses.replace(model_cfg, signal_encoder=train_cfg.multimodal))
+    opt = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr, weight_decay=0.0)
+    x, y = torch.as_tensor(X), torch.as_tensor(Y)
+    history = []
+    for _ in range(steps):
+        losses = compute_losses(model(x, y if train_cfg.multimodal else None), y, train_cfg)
+        opt.zero_grad()
+        losses["loss"].backward()
+        opt.step()
+        history.append(float(losses["loss_image"]))
+    return history
+
+
+VARIANTS = {
+    "multimodal": {},                     # the paper's design: both encoders, shared latent
+    "image_only": {"multimodal": False},  # ablation: no signal encoder, no latent alignment
+}
+
+
+def train_variants(model_cfg: ModelConfig, train_cfg: TrainConfig, train_arrays, val_arrays,
+                   run_root: str | Path, variants: list[str], progress: bool = True,
+                   time_budget_s: float | None = None) -> dict[str, dict]:
+    """Train each named variant of ``VARIANTS`` into ``run_root/<variant>/``, same budget each.
+
+    Resumes a variant from its ``last.pt`` when one exists (see ``train``); returns the summaries.
+    """
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
+    return {name: train(model_cfg, dataclasses.replace(train_cfg, **VARIANTS[name]), train_arrays,
+                        val_arrays, Path(run_root) / name, progress=progress,
+                        time_budget_s=time_budget_s)
+            for name in variants}
