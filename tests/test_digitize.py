@@ -114,14 +114,16 @@ def test_digitize_files_report(tmp_path, page):
     assert "not found" in report[1]["error"]
 
 
-def test_model_method_without_checkpoint_is_clear(tmp_path, page):
-    import importlib.util
+def test_model_method_without_checkpoint_is_clear(tmp_path, page, monkeypatch, capsys):
+    from ecgnb import io, model
 
-    if importlib.util.find_spec("ecgnb.model") is not None:
-        pytest.skip("ecgnb.model exists; the model path is tested with it")
-    with pytest.raises(MissingInputError, match="notebook 04"):
-        dg.digitize_files([tmp_path / "p.png"], tmp_path / "o", method="model", progress=False)
-    assert dg.cli([str(tmp_path), "--out", str(tmp_path / "o"), "--method", "model"]) != 0
+    monkeypatch.setattr(model, "DEFAULT_CHECKPOINT", tmp_path / "no-checkpoint.pt")
+    io.write_png(tmp_path / "p.png", page[0])
+    status = dg.cli([str(tmp_path / "p.png"), "--out", str(tmp_path / "o"), "--method", "model",
+                     "--no-progress"])
+    captured = capsys.readouterr()
+    assert status != 0 and "notebook 04" in captured.out + captured.err
+    assert not list((tmp_path / "o").glob("p*")), "no partial output for the failed image"
 
 
 def test_follow_trace_is_not_forced_through_stray_ink_in_the_first_column():

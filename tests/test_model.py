@@ -99,7 +99,7 @@ def test_predict_is_batch_size_independent():
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
-    with pytest.raises(MissingInputError, match="train one first"):
+    with pytest.raises(MissingInputError, match="notebook 04"):
         load_model(tmp_path / "nope.pt")
     with pytest.raises(MissingInputError):
         digitize_image(np.zeros((300, 300, 3), np.uint8), checkpoint=tmp_path / "nope.pt")
