@@ -56,19 +56,24 @@ class DigitizeResult:
 
     def diagnostics(self) -> dict:
         """Plain-JSON summary: grid, skew, layout confidence, calibration, panel boxes (px)."""
-        g, lay = self.grid, self.layout
-        return {
-            "skew_deg": self.skew_deg,
-            "grid": {"px_per_mm": g.px_per_mm, "px_per_mm_x": g.px_per_mm_x,
-                     "px_per_mm_y": g.px_per_mm_y, "colour": list(g.colour),
-                     "confidence": g.confidence, "found": g.found, "notes": g.notes},
-            "layout": {"name": lay.name, "confidence": lay.confidence,
-                       "candidates": lay.candidates, "x_start": lay.x_start, "x_end": lay.x_end},
-            "calibration": [r.calibration for r in lay.rows],
-            "panels": [{"lead": p.lead, "row": p.row, "col": p.col, "rhythm": p.rhythm,
-                        "bbox": [p.x0, p.y0, p.x1, p.y1], "baseline_y": p.baseline_y}
-                       for p in lay.panels],
-        }
+        return geometry_diagnostics(self.skew_deg, self.grid, self.layout)
+
+
+def geometry_diagnostics(skew_deg: float, grid: pp.GridInfo, layout: pp.LayoutInfo) -> dict:
+    """Plain-JSON view of what preprocessing found on a page (deg, px/mm, px boxes)."""
+    g, lay = grid, layout
+    return {
+        "skew_deg": skew_deg,
+        "grid": {"px_per_mm": g.px_per_mm, "px_per_mm_x": g.px_per_mm_x,
+                 "px_per_mm_y": g.px_per_mm_y, "colour": list(g.colour),
+                 "confidence": g.confidence, "found": g.found, "notes": g.notes},
+        "layout": {"name": lay.name, "confidence": lay.confidence,
+                   "candidates": lay.candidates, "x_start": lay.x_start, "x_end": lay.x_end},
+        "calibration": [r.calibration for r in lay.rows],
+        "panels": [{"lead": p.lead, "row": p.row, "col": p.col, "rhythm": p.rhythm,
+                    "bbox": [p.x0, p.y0, p.x1, p.y1], "baseline_y": p.baseline_y}
+                   for p in lay.panels],
+    }
 
 
 # --------------------------------------------------------------------------------------------

@@ -374,20 +374,11 @@ class ModelDigitizeResult:
 
     def diagnostics(self) -> dict:
         """Plain-JSON summary in the shape of ``ecgnb.digitize.DigitizeResult.diagnostics``."""
+        from .digitize import geometry_diagnostics
+
         a = self.analysis
-        g, lay = a.grid, a.layout
-        return {
-            "method": "model", "n_crops": self.n_crops, "skew_deg": a.skew_deg,
-            "grid": {"px_per_mm": g.px_per_mm, "px_per_mm_x": g.px_per_mm_x,
-                     "px_per_mm_y": g.px_per_mm_y, "colour": list(g.colour),
-                     "confidence": g.confidence, "found": g.found, "notes": g.notes},
-            "layout": {"name": lay.name, "confidence": lay.confidence,
-                       "candidates": lay.candidates, "x_start": lay.x_start, "x_end": lay.x_end},
-            "calibration": [r.calibration for r in lay.rows],
-            "panels": [{"lead": p.lead, "row": p.row, "col": p.col, "rhythm": p.rhythm,
-                        "bbox": [p.x0, p.y0, p.x1, p.y1], "baseline_y": p.baseline_y}
-                       for p in lay.panels],
-        }
+        return {"method": "model", "n_crops": self.n_crops,
+                **geometry_diagnostics(a.skew_deg, a.grid, a.layout)}
 
 
 def place_crops(crops: list, outputs: np.ndarray, crop_fs: float, fs: float, n: int) -> np.ndarray:

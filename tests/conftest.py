@@ -21,3 +21,13 @@ def require_shared(path=paths.REAL_ECG):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+def ecg_like(fs: int = 500, duration_s: float = 10.0, seed: int = 0) -> np.ndarray:
+    """Deterministic ``(n, 12)`` mV signal with P, QRS and T waves at 72 bpm, per-lead gains."""
+    t = np.arange(int(fs * duration_s)) / fs
+    phase = (t % (60 / 72)) / (60 / 72)
+    beat = (0.15 * np.exp(-((phase - 0.15) / 0.03) ** 2) + 1.0 * np.exp(-((phase - 0.3) / 0.012) ** 2)
+            - 0.2 * np.exp(-((phase - 0.33) / 0.01) ** 2) + 0.3 * np.exp(-((phase - 0.55) / 0.05) ** 2))
+    gains = np.random.default_rng(seed).uniform(-1.2, 1.5, 12)
+    return beat[:, None] * gains[None, :]

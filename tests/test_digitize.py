@@ -5,6 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import ecg_like
+
 from ecgnb import digitize as dg
 from ecgnb import preprocess as pp
 from ecgnb.config import PaperConfig
@@ -20,16 +22,6 @@ metrics = pytest.importorskip("ecgnb.metrics")
 # lead 8.7 dB; sharp 10 ms QRS peaks dominate the error. Margin of about 3 dB for platform
 # differences (antialiasing, OpenCV versions).
 MIN_MEAN_SNR_DB = 8.0
-
-
-def ecg_like(fs: int = 500, duration_s: float = 10.0, seed: int = 0) -> np.ndarray:
-    """Deterministic ``(n, 12)`` mV signal with P, QRS and T waves at 72 bpm, per-lead gains."""
-    t = np.arange(int(fs * duration_s)) / fs
-    phase = (t % (60 / 72)) / (60 / 72)
-    beat = (0.15 * np.exp(-((phase - 0.15) / 0.03) ** 2) + 1.0 * np.exp(-((phase - 0.3) / 0.012) ** 2)
-            - 0.2 * np.exp(-((phase - 0.33) / 0.01) ** 2) + 0.3 * np.exp(-((phase - 0.55) / 0.05) ** 2))
-    gains = np.random.default_rng(seed).uniform(-1.2, 1.5, 12)
-    return beat[:, None] * gains[None, :]
 
 
 @pytest.fixture(scope="module")

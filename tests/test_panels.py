@@ -6,6 +6,8 @@ import dataclasses
 import numpy as np
 import pytest
 
+from conftest import ecg_like
+
 from ecgnb import panels as P
 from ecgnb.config import DataConfig, PaperConfig, get_profile
 from ecgnb.dataset import build_dataset, load_index
@@ -14,16 +16,6 @@ from ecgnb.layouts import panels as layout_panels
 from ecgnb.render import masked_signal, render_page
 
 CFG = P.CropConfig()
-
-
-def ecg_like(fs: int = 500, duration_s: float = 10.0, seed: int = 0) -> np.ndarray:
-    """``(n, 12)`` mV: P, QRS, T at 72 bpm with per-lead gains (as in test_digitize)."""
-    t = np.arange(int(fs * duration_s)) / fs
-    phase = (t % (60 / 72)) / (60 / 72)
-    beat = (0.15 * np.exp(-((phase - 0.15) / 0.03) ** 2) + 1.0 * np.exp(-((phase - 0.3) / 0.012) ** 2)
-            - 0.2 * np.exp(-((phase - 0.33) / 0.01) ** 2) + 0.3 * np.exp(-((phase - 0.55) / 0.05) ** 2))
-    gains = np.random.default_rng(seed).uniform(-1.2, 1.4, 12)
-    return beat[:, None] * gains[None, :]
 
 
 @pytest.fixture(scope="module")
