@@ -201,6 +201,10 @@ def _unpack(arrays) -> tuple[np.ndarray, np.ndarray, dict]:
     return X, Y, crop
 
 
+class IncompatibleRunError(ValueError):
+    """``run_dir`` holds a run made with other settings, so it cannot be resumed."""
+
+
 def _comparable(cfg: dict) -> dict:
     return {k: v for k, v in cfg.items() if k not in RUNTIME_FIELDS}
 
@@ -255,8 +259,8 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, train_arrays, val_arra
             if _comparable(ckpt[name]) != _comparable(mine):
                 diff = {k: (ckpt[name].get(k), v) for k, v in _comparable(mine).items()
                         if ckpt[name].get(k) != v}
-                raise ValueError(f"{last} was made with another {name} (saved, given: {diff}); "
-                                 "use a new run_dir or resume=False")
+                raise IncompatibleRunError(f"{last} was made with another {name} (saved, given: "
+                                           f"{diff}); use a new run_dir or resume=False")
         core.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["rng_state"])
@@ -369,12 +373,24 @@ def train_variants(model_cfg: ModelConfig, train_cfg: TrainConfig, train_arrays,
                    time_budget_s: float | None = None) -> dict[str, dict]:
     """Train each named variant of ``VARIANTS`` into ``run_root/<variant>/``, same budget each.
 
-    Resumes a variant from its ``last.pt`` when one exists (see ``train``); returns the summaries.
+    Resumes a variant from its ``last.pt`` when one exists (see ``train``); a run made with other
+    settings is renamed ``<variant>.old-<time>`` and the variant trained afresh. Returns the
+    summaries.
     """
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise ValueError(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
-    return {name: train(model_cfg, dataclasses.replace(train_cfg, **VARIANTS[name]), train_arrays,
-                        val_arrays, Path(run_root) / name, progress=progress,
-                        time_budget_s=time_budget_s)
-            for name in variants}
+    out = {}
+    for name in variants:
+        cfg, run_dir = dataclasses.replace(train_cfg, **VARIANTS[name]), Path(run_root) / name
+        try:
+            out[name] = train(model_cfg, cfg, train_arrays, val_arrays, run_dir,
+                              progress=progress, time_budget_s=time_budget_s)
+        except IncompatibleRunError as exc:
+            # Settings changed since that run: keep it (renamed), and train afresh.
+            aside = run_dir.with_name(f"{name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+            run_dir.rename(aside)
+            print(f"{exc}\nkept the old run as {aside}; training {name} afresh")
+            out[name] = train(model_cfg, cfg, train_arrays, val_arrays, run_dir,
+                              progress=progress, time_budget_s=time_budget_s)
+    return out

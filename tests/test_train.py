@@ -180,3 +180,16 @@ def test_ddp_two_processes_with_torchrun(data, tmp_path):
     assert results == ["6 2", "6 2"], results
     ckpt = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     assert ckpt["step"] == 6 and len(_log(tmp_path / "run")) == 2
+
+
+def test_train_variants_sets_an_incompatible_run_aside(data, tmp_path):
+    from ecgnb.train import train_variants
+
+    (X, Y), val = data
+    cfg = dataclasses.replace(FAST, epochs=1)
+    train_variants(TINY, cfg, (X, Y), val, tmp_path, ["image_only"], progress=False)
+    train_variants(TINY, dataclasses.replace(cfg, lr=cfg.lr / 2), (X, Y), val, tmp_path,
+                   ["image_only"], progress=False)
+    kept = list(tmp_path.glob("image_only.old-*"))
+    assert len(kept) == 1 and (kept[0] / "last.pt").exists()
+    assert (tmp_path / "image_only" / "last.pt").exists()
