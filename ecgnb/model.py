@@ -411,7 +411,7 @@ def digitize_image(image: np.ndarray, layout: str = "3x4+1", fs: float = 500,
     ``model`` defaults to the one in ``checkpoint`` (default ``DEFAULT_CHECKPOINT``); the crop
     geometry is the checkpoint's (or ``crop_cfg``, else ``CropConfig()``).
     """
-    from .panels import CropConfig, analyse_page, crops_from_layout
+    from .panels import CropConfig, analyse_for, crops_from_layout
 
     if model is None:
         model, ckpt = load_model(checkpoint)
@@ -420,7 +420,7 @@ def digitize_image(image: np.ndarray, layout: str = "3x4+1", fs: float = 500,
     assert (crop_cfg.height, crop_cfg.width, crop_cfg.n_samples) == \
         (model.cfg.crop_height, model.cfg.crop_width, model.cfg.out_samples), \
         f"crop geometry {crop_cfg} does not match the model's input/output {model.cfg}"
-    analysis = analyse_page(image, layout, duration_s, crop_cfg.blur_px)
+    analysis = analyse_for(image, layout, duration_s, crop_cfg)
     crops = crops_from_layout(analysis, crop_cfg)
     x = torch.from_numpy(np.stack([c.crop for c in crops])[:, None].astype(np.float32))  # (N, 1, H, W)
     y = model.predict(x).numpy()                                                           # (N, T)

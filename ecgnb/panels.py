@@ -193,6 +193,49 @@ def analyse_page(image: np.ndarray, layout: str = "3x4+1", duration_s: float = 1
                         grid=grid, layout=lay)
 
 
+def analyse_page_raw(image: np.ndarray, layout: str = "3x4+1", duration_s: float = 10.0,
+                     blur_px: float = CropConfig.blur_px) -> PageAnalysis:
+    """No preprocessing (the ablation): the page as given, panels where the template puts them.
+
+    Nothing is measured on the page: no deskew, no grid removal or detection, no layout search.
+    The scale is the nominal one of a US-letter page (``dpi`` = image width / 11 in) and the
+    panel boxes are those ``ecgnb.render.page_geometry`` lays out for ``layout``; the ink map is
+    plain grey darkness, so the grid stays in the crops.
+    """
+    from .config import PaperConfig
+    from .layouts import n_rows, panels as layout_panels
+    from .render import page_geometry
+
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ImageError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+    paper = PaperConfig(layout=layout)
+    paper = dataclasses.replace(paper, dpi=image.shape[1] / (paper.page_w_mm / 25.4))
+    geom = page_geometry(paper, n_rows(layout), duration_s)
+    ppm, span = geom.px_per_mm, paper.speed_mm_s * geom.px_per_mm
+    boxes = [pp.PanelBox(lead=p.lead, row=p.row, col=p.col, rhythm=p.rhythm, t0_s=p.t0_s,
+                         t1_s=p.t1_s, x0=geom.row_start_x + p.t0_s * span,
+                         x1=geom.row_start_x + p.t1_s * span, y0=geom.row_tops[p.row],
+                         y1=geom.row_tops[p.row] + geom.row_pitch, baseline_y=geom.baselines[p.row])
+             for p in layout_panels(layout, duration_s)]
+    grid = pp.GridInfo(px_per_mm=ppm, px_per_mm_x=ppm, px_per_mm_y=ppm, minor_px=ppm,
+                       major_px=5 * ppm, colour=(0, 0, 0), confidence=0.0, found=False,
+                       notes=["not measured: no preprocessing (template geometry)"])
+    lay = pp.LayoutInfo(name=layout, rows=[], x_start=geom.row_start_x,
+                        x_end=geom.row_start_x + duration_s * span, panels=boxes, confidence=0.0)
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    ink = 1.0 - gray / 255.0
+    if blur_px > 0:
+        k = 2 * int(np.ceil(3 * blur_px)) + 1
+        ink = cv2.GaussianBlur(ink, (1, k), sigmaX=0, sigmaY=blur_px)
+    return PageAnalysis(upright=image, ink=ink, skew_deg=0.0, grid=grid, layout=lay)
+
+
+def analyse_for(image: np.ndarray, layout: str, duration_s: float, cfg: CropConfig) -> PageAnalysis:
+    """``analyse_page`` or, when ``cfg.preprocess`` is off, ``analyse_page_raw``."""
+    fn = analyse_page if cfg.preprocess else analyse_page_raw
+    return fn(image, layout, duration_s, cfg.blur_px)
+
+
 def extract_panels(image: np.ndarray, layout: str = "3x4+1", use_truth: dict | None = None,
                    cfg: CropConfig = CropConfig(), duration_s: float = 10.0) -> list[PanelCrop]:
     """Crops of every panel window of a page ``(H, W, 3)`` uint8 RGB.
@@ -202,7 +245,7 @@ def extract_panels(image: np.ndarray, layout: str = "3x4+1", use_truth: dict | N
     """
     if use_truth is not None:
         return crops_from_truth(image, use_truth, cfg)
-    return crops_from_layout(analyse_page(image, layout, duration_s, cfg.blur_px), cfg)
+    return crops_from_layout(analyse_for(image, layout, duration_s, cfg), cfg)
 
 
 def crop_target(signal: np.ndarray, crop: PanelCrop, fs_signal: float,
@@ -275,10 +318,12 @@ def _code_hash() -> str:
 
 
 def panel_cache_path(profile_name: str, split: str, data_dir: Path | None = None,
-                     use_truth: bool = False) -> Path:
-    """``data/<profile>/panels_<split>.npz`` (``panels_truth_<split>.npz`` for truth crops)."""
+                     use_truth: bool = False, preprocess: bool = True) -> Path:
+    """``data/<profile>/panels_<split>.npz`` (``panels_truth_`` / ``panels_raw_`` for truth crops
+    / crops without preprocessing)."""
     root = Path(data_dir or paths.data_dir(profile_name))
-    return root / f"panels_{'truth_' if use_truth else ''}{split}.npz"
+    tag = "truth_" if use_truth else "" if preprocess else "raw_"
+    return root / f"panels_{tag}{split}.npz"
 
 
 def _save_npz_atomic(path: Path, **arrays) -> None:
@@ -318,7 +363,7 @@ def build_panel_arrays(profile_name: str, split: str, cfg: CropConfig = CropConf
     key = json.dumps({"version": CACHE_VERSION, "crop": cfg.to_dict(), "layout": layout,
                       "use_truth": use_truth, "pages": index["page"].tolist(),
                       "code": _code_hash()}, sort_keys=True)
-    path = panel_cache_path(profile_name, split, data_dir, use_truth)
+    path = panel_cache_path(profile_name, split, data_dir, use_truth, cfg.preprocess)
     if cache and path.exists():
         with np.load(path, allow_pickle=False) as z:
             if str(z["key"]) == key:

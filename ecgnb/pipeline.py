@@ -128,7 +128,8 @@ def write_manifest(config: dict, runs: list[NotebookRun], profile: str) -> Path:
     manifest = io.read_json(path) if path.exists() else {"artefacts": {}, "notebooks": {}}
     commit, dirty = git_state()
     for run in runs:
-        manifest["notebooks"][run.name] = {"seconds": round(run.seconds, 1),
+        manifest["notebooks"][run.name] = {"seconds": round(run.seconds, 1), "git_commit": commit,
+                                           "git_dirty": dirty,
                                            "executed": f"reports/{profile}/executed/{run.name}.ipynb"}
         for rel in run.outputs:
             manifest["artefacts"][rel] = {"notebook": f"notebooks/{run.name}.ipynb",

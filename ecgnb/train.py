@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from tqdm.auto import tqdm
 
-from .config import TrainConfig  # noqa: F401  (defined with the profiles)
+from .config import CropConfig, TrainConfig  # noqa: F401  (defined with the profiles)
 from .io import write_text_atomic
 from .model import ModelConfig, MultimodalECG, count_parameters
 
@@ -362,17 +362,32 @@ def overfit_batch(model_cfg: ModelConfig, train_cfg: TrainConfig, X: np.ndarray,
     return history
 
 
+# Each variant: TrainConfig fields it overrides ("train") and CropConfig fields ("crop").
 VARIANTS = {
-    "multimodal": {},                     # the paper's design: both encoders, shared latent
-    "image_only": {"multimodal": False},  # ablation: no signal encoder, no latent alignment
+    "multimodal": {},                                # the paper's design: both encoders, shared latent
+    "image_only": {"train": {"multimodal": False}},  # ablation: no signal encoder, no latent alignment
+    "no_preprocess": {"crop": {"preprocess": False}},  # ablation: crops of the page as given
 }
+
+
+def variant_configs(name: str, train_cfg: TrainConfig, crop_cfg: CropConfig
+                    ) -> tuple[TrainConfig, CropConfig]:
+    """The training and crop settings of variant ``name`` (``ValueError`` if unknown)."""
+    if name not in VARIANTS:
+        raise ValueError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
+    v = VARIANTS[name]
+    return (dataclasses.replace(train_cfg, **v.get("train", {})),
+            dataclasses.replace(crop_cfg, **v.get("crop", {})))
 
 
 def train_variants(model_cfg: ModelConfig, train_cfg: TrainConfig, train_arrays, val_arrays,
                    run_root: str | Path, variants: list[str], progress: bool = True,
-                   time_budget_s: float | None = None) -> dict[str, dict]:
+                   time_budget_s: float | None = None,
+                   variant_arrays: dict[str, tuple] | None = None) -> dict[str, dict]:
     """Train each named variant of ``VARIANTS`` into ``run_root/<variant>/``, same budget each.
 
+    ``variant_arrays`` maps a variant to its own ``(train_arrays, val_arrays)`` (a variant with
+    other crop settings needs other crops); the others use ``train_arrays``/``val_arrays``.
     Resumes a variant from its ``last.pt`` when one exists (see ``train``); a run made with other
     settings is renamed ``<variant>.old-<time>`` and the variant trained afresh. Returns the
     summaries.
@@ -382,15 +397,17 @@ def train_variants(model_cfg: ModelConfig, train_cfg: TrainConfig, train_arrays,
         raise ValueError(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
     out = {}
     for name in variants:
-        cfg, run_dir = dataclasses.replace(train_cfg, **VARIANTS[name]), Path(run_root) / name
+        cfg = dataclasses.replace(train_cfg, **VARIANTS[name].get("train", {}))
+        tr, va = (variant_arrays or {}).get(name, (train_arrays, val_arrays))
+        run_dir = Path(run_root) / name
         try:
-            out[name] = train(model_cfg, cfg, train_arrays, val_arrays, run_dir,
+            out[name] = train(model_cfg, cfg, tr, va, run_dir,
                               progress=progress, time_budget_s=time_budget_s)
         except IncompatibleRunError as exc:
             # Settings changed since that run: keep it (renamed), and train afresh.
             aside = run_dir.with_name(f"{name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
             run_dir.rename(aside)
             print(f"{exc}\nkept the old run as {aside}; training {name} afresh")
-            out[name] = train(model_cfg, cfg, train_arrays, val_arrays, run_dir,
+            out[name] = train(model_cfg, cfg, tr, va, run_dir,
                               progress=progress, time_budget_s=time_budget_s)
     return out
