@@ -55,6 +55,15 @@ NOTEBOOK_OUTPUTS: dict[str, list[str]] = {
         "reports/{profile}/04_variants.csv",
         "reports/{profile}/04_variants.md",
     ],
+    "05_evaluation": [
+        "reports/{profile}/05_scores.csv",
+        *[f"reports/{{profile}}/05_{f}.png" for f in (
+            "snr_per_lead", "snr_hist", "robustness_severity", "robustness_dpi", "overlay_good",
+            "overlay_median", "overlay_worst", "failures")],
+        *[f"reports/{{profile}}/05_{t}.{ext}" for t in (
+            "test_summary", "per_lead_snr", "per_lead_mae", "by_severity", "by_dpi", "by_origin",
+            "eik", "paper_protocol") for ext in ("csv", "md")],
+    ],
 }
 
 PACKAGES = ("numpy", "scipy", "matplotlib", "wfdb", "neurokit2", "opencv-python-headless",

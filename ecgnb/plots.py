@@ -210,3 +210,77 @@ def plot_training_curves(logs: dict[str, pd.DataFrame], baseline_db: float | Non
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_snr_hist(table: pd.DataFrame, by: str = "method", bins: int = 40):
+    """Histogram of per-(page, lead) SNR (dB), one outline per group of ``by``."""
+    finite = table.replace([np.inf, -np.inf], np.nan).dropna(subset=["snr_db"])
+    fig, ax = plt.subplots(figsize=(7, 4))
+    edges = np.histogram_bin_edges(finite["snr_db"], bins=bins)
+    for name, sub in finite.groupby(by, sort=False):
+        ax.hist(sub["snr_db"], bins=edges, histtype="step", lw=1.5,
+                label=f"{name} (median {sub['snr_db'].median():.1f} dB)")
+    ax.set_xlabel("SNR per lead (dB, Challenge 2024)")
+    ax.set_ylabel("leads")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_robustness(summary: pd.DataFrame, x: str, label: str | None = None):
+    """Mean SNR (dB, aligned solid, unaligned dashed) against ``x``, one colour per method.
+
+    ``summary`` has a ``(method, x)`` index or columns, e.g. ``method_summary(t, ["method", x])``.
+    """
+    frame = summary.reset_index()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for k, (name, sub) in enumerate(frame.groupby("method", sort=False)):
+        sub = sub.sort_values(x)
+        colour = f"C{k}"
+        ax.plot(sub[x], sub["snr_db"], "o-", color=colour, label=f"{name}")
+        ax.plot(sub[x], sub["snr_db_unaligned"], "s--", color=colour, alpha=0.6)
+    ax.plot([], [], "k-", label="aligned (solid)")
+    ax.plot([], [], "k--", alpha=0.6, label="unaligned (dashed)")
+    ax.set_xlabel(label or x)
+    ax.set_ylabel("mean SNR (dB)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_failure_gallery(items: list[dict], ncols: int = 2):
+    """Worst leads: each item's page snippet above its reference (black) and estimate (red).
+
+    Item keys: ``image`` (RGB snippet of the printed panel), ``t`` (s), ``reference`` and
+    ``estimate`` (mV, same length as ``t``), ``title``.
+    """
+    n = len(items)
+    if n == 0:
+        fig, ax = plt.subplots(figsize=(6, 1))
+        ax.text(0.5, 0.5, "no failures to show", ha="center", va="center")
+        ax.axis("off")
+        return fig
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(2 * nrows, ncols, figsize=(7 * ncols, 3.4 * nrows),
+                             gridspec_kw={"height_ratios": [1, 1] * nrows}, squeeze=False)
+    for k in range(nrows * ncols):
+        r, c = 2 * (k // ncols), k % ncols
+        ax_img, ax_sig = axes[r, c], axes[r + 1, c]
+        if k >= n:
+            ax_img.axis("off")
+            ax_sig.axis("off")
+            continue
+        it = items[k]
+        ax_img.imshow(it["image"])
+        ax_img.set_title(it["title"], fontsize=8)
+        ax_img.axis("off")
+        ax_sig.plot(it["t"], it["reference"], "k", lw=0.9, label="reference")
+        ax_sig.plot(it["t"], it["estimate"], color="tab:red", lw=0.7, label="digitized")
+        ax_sig.set_xlabel("time (s)", fontsize=8)
+        ax_sig.set_ylabel("mV", fontsize=8)
+        ax_sig.grid(alpha=0.3)
+    axes[1, 0].legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig

@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 
 from conftest import require_shared
+import pandas as pd
+
 from ecgnb import evaluate, paths
+from ecgnb.leads import LEAD_NAMES
 from ecgnb.errors import ImageError
 
 
@@ -58,3 +61,69 @@ def test_column_oracle_reads_a_slow_signal_almost_exactly():
 def test_column_oracle_refuses_augmented_pages():
     with pytest.raises(ValueError, match="clean page"):
         evaluate.column_oracle({"artefacts": {"kinds": ["blur"]}}, 500)
+
+
+def _long_table():
+    """Two methods x two pages x 12 leads with known SNRs (method b is 3 dB better)."""
+    rows = []
+    for m, bonus in (("a", 0.0), ("b", 3.0)):
+        for p, base in (("p1", 5.0), ("p2", 10.0)):
+            for k, lead in enumerate(LEAD_NAMES):
+                rows.append({"method": m, "page": p, "lead": lead, "severity": 0.0,
+                             "snr_db": base + bonus + k, "snr_db_unaligned": base + bonus + k - 2,
+                             "mse": 0.01, "mae": 0.05, "pearson_r": 0.9})
+    return pd.DataFrame(rows)
+
+
+def test_paper_protocol_is_lead_ii_without_alignment():
+    table = _long_table()
+    out = evaluate.paper_protocol(table)
+    k = LEAD_NAMES.index("II")
+    # lead II only: mean over the two pages of (base + bonus + k - 2)
+    assert out.loc["a", "snr_db_unaligned"] == pytest.approx(7.5 + k - 2)
+    assert out.loc["b", "snr_db_unaligned"] == pytest.approx(10.5 + k - 2)
+    assert out.loc["a", "leads"] == 2 and (out["paper_snr_db"] == evaluate.PAPER_SNR_DB).all()
+
+
+def test_summaries_rank_pages_and_leads():
+    table = _long_table()
+    summary = evaluate.method_summary(table)
+    assert summary.loc["b", "snr_db"] - summary.loc["a", "snr_db"] == pytest.approx(3.0)
+    assert summary.loc["a", "leads_below_0db_pct"] == 0
+    lead = evaluate.per_lead(table)
+    assert list(lead.columns) == [*LEAD_NAMES, "all"]
+    assert lead.loc["a", "I"] == pytest.approx(7.5)
+    picked = evaluate.pick_pages(table, "a")
+    assert picked["good"] == "p2" and picked["worst"] == "p1"
+    worst = evaluate.worst_leads(table, "a", 3)
+    assert list(worst["snr_db"]) == [5.0, 6.0, 7.0]
+
+
+def test_dpi_pages_draw_the_named_records_at_each_dpi():
+    from ecgnb import config
+
+    profile = config.with_overrides(config.get_profile("quick"), n_synthetic=2, use_real=False)
+    pages = list(evaluate.dpi_pages(profile, ["syn00001"], [100, 200]))
+    assert [(r, d) for r, d, _, _ in pages] == [("syn00001", 100), ("syn00001", 200)]
+    w100, w200 = pages[0][2].shape[1], pages[1][2].shape[1]
+    assert abs(w200 / w100 - 2) < 0.01
+    # the reference is the drawn part: NaN outside each lead's panel, same at every dpi
+    assert np.array_equal(np.isnan(pages[0][3]), np.isnan(pages[1][3]))
+    with pytest.raises(evaluate.MissingInputError):
+        list(evaluate.dpi_pages(profile, ["no-such-record"], [200]))
+
+
+def test_failure_gallery_and_histogram_draw():
+    import matplotlib.pyplot as plt
+
+    from ecgnb import plots
+
+    t = np.arange(100) / 500
+    item = {"image": np.zeros((20, 50, 3), np.uint8), "t": t, "reference": np.sin(t),
+            "estimate": np.cos(t), "title": "x"}
+    for fig in (plots.plot_failure_gallery([item] * 3), plots.plot_failure_gallery([]),
+                plots.plot_snr_hist(_long_table()),
+                plots.plot_robustness(evaluate.method_summary(_long_table(), ["method", "severity"]),
+                                      "severity")):
+        assert fig.axes
+        plt.close(fig)

@@ -113,3 +113,24 @@ def test_build_panel_arrays_cache_and_skips(tmp_path):
     np.testing.assert_array_equal(Y, Y2)
     assert meta2[["page", "lead", "t0_s"]].equals(meta[["page", "lead", "t0_s"]])
     assert meta2.attrs["skipped"] == meta.attrs["skipped"]
+
+
+def test_raw_crops_sit_at_the_template_positions_and_keep_the_grid(page):
+    image, signal, truth = page
+    raw = P.extract_panels(image, cfg=dataclasses.replace(CFG, preprocess=False))
+    true = P.extract_panels(image, use_truth=truth)
+    assert [c.lead for c in raw] == [c.lead for c in true]
+    for r, t in zip(raw, true):
+        # a clean page is where the template puts it: same time origin and 0 mV line (px)
+        assert abs(r.x0 - t.x0) < 1.0 and abs(r.baseline_y - t.baseline_y) < 1.0
+    # no grid removal: the printed grid adds ink all over the raw crop
+    assert np.mean([c.crop.mean() for c in raw]) > 1.3 * np.mean([c.crop.mean() for c in true])
+    # the trace is still where the target says
+    err = [np.abs(_rows_of(c.crop)[::10] - P.crop_target(signal, c, 500, CFG)[::25]).mean()
+           for c in raw if not c.rhythm]
+    assert np.median(err) < 0.1
+
+
+def test_raw_crops_are_cached_apart():
+    assert P.panel_cache_path("quick", "train", preprocess=False).name == "panels_raw_train.npz"
+    assert P.panel_cache_path("quick", "train").name == "panels_train.npz"

@@ -193,3 +193,15 @@ def test_train_variants_sets_an_incompatible_run_aside(data, tmp_path):
     kept = list(tmp_path.glob("image_only.old-*"))
     assert len(kept) == 1 and (kept[0] / "last.pt").exists()
     assert (tmp_path / "image_only" / "last.pt").exists()
+
+
+def test_variant_configs():
+    from ecgnb.config import CropConfig, TrainConfig
+    from ecgnb.train import variant_configs
+
+    t, c = variant_configs("no_preprocess", TrainConfig(), CropConfig())
+    assert c.preprocess is False and t.multimodal is True
+    t, c = variant_configs("image_only", TrainConfig(), CropConfig())
+    assert c.preprocess is True and t.multimodal is False
+    with pytest.raises(ValueError, match="unknown variant"):
+        variant_configs("nope", TrainConfig(), CropConfig())
