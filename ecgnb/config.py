@@ -61,6 +61,13 @@ class CropConfig:
     blur_px: float = 1.0        # px, vertical Gaussian sigma on the ink map before sampling (anti-alias)
     preprocess: bool = True     # False: ablation "without preprocessing": the page as given (no
                                 # deskew, grid kept), panels at the renderer's template positions
+    trace_channel: bool = True  # add a 2nd channel: the classical digitizer's trace drawn as a line
+                                # (needs preprocess; the model then refines that reading)
+
+    @property
+    def channels(self) -> int:
+        """Input channels of a crop: ink, plus the classical trace when ``trace_channel``."""
+        return 2 if (self.trace_channel and self.preprocess) else 1
 
     @property
     def width(self) -> int:
@@ -86,6 +93,7 @@ class ModelConfig:
     """Sizes of the three parts. Defaults match ``ecgnb.panels.CropConfig()`` (96 x 500 -> 1250)."""
 
     crop_height: int = 96             # H, rows of an input crop
+    in_channels: int = 2              # C, crop channels (CropConfig.channels: ink [+ classical trace])
     crop_width: int = 500             # W, columns of an input crop (time axis)
     out_samples: int = 1250           # T, output samples per crop (window_s * fs)
     channels: tuple[int, ...] = (16, 32, 48, 64)  # image-encoder stage widths; each halves H
@@ -99,6 +107,7 @@ class ModelConfig:
     coord_channel: bool = True        # add a fixed row-position channel to the image (CoordConv)
     row_heads: int = 4                # row-attention heads after stage 1: soft-argmax row per column (0: off)
     signal_encoder: bool = True       # build the signal encoder (False: image-only ablation)
+    readout_mv: float = 1.6           # mV at the crop's top row (CropConfig half_mm / gain_mm_mv)
 
     @property
     def latent_len(self) -> int:
@@ -148,6 +157,8 @@ class TrainConfig:
     w_image: float = 1.0              # weight of the image -> signal reconstruction (mV^2)
     w_signal: float = 0.5             # weight of the signal -> signal reconstruction (mV^2)
     w_align: float = 0.5              # weight of the latent alignment MSE (image vs signal latent)
+    w_readout: float = 0.0            # weight of the row-attention readout MSE (mV^2, at stage-1 columns);
+                                      # off: on quick data it gave 11.1 vs 11.2 dB val crop SNR at 8 epochs
     detach_signal_latent: bool = True # alignment treats the signal latent as a fixed target
     beta_kl: float = 1e-3             # weight of the KL term when the model is variational
     patience: int = 8                 # stop after this many epochs without a better val SNR
@@ -176,6 +187,8 @@ class Profile:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     publish_model: bool = True    # notebook 04 copies its best multimodal model to models/default.pt
+    variants: tuple[str, ...] = ("multimodal", "image_only", "no_trace", "no_preprocess")  # notebook 04
+    compare_pages: int | None = None  # val pages notebook 04 digitizes per variant (None: all)
 
     def to_dict(self) -> dict:
         """Plain-JSON view of the resolved configuration."""
@@ -185,16 +198,17 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     # Whole chain in a few minutes on 2 cores; the default for tests and CI.
     "quick": Profile(name="quick", seed=0, data=DataConfig(n_synthetic=24),
-                     train=TrainConfig(epochs=4, patience=4), publish_model=False),
+                     train=TrainConfig(epochs=4, patience=4), publish_model=False,
+                     variants=("multimodal", "image_only"), compare_pages=8),
     # The quick data with ~30 min of training per variant on 2 CPU cores (a longer-training
     # check of the quick data; the published checkpoint comes from "reference").
     "quick-long": Profile(name="quick-long", seed=0, data=DataConfig(n_synthetic=24),
                           train=TrainConfig(epochs=30, patience=8), publish_model=False),
     # The reference run whose figures and tables are committed and whose multimodal model is
     # models/default.pt: the largest data and training that fit about an hour of training on
-    # 2 CPU cores for the three variants (multimodal, image-only, without preprocessing).
+    # 2 CPU cores for the four variants of notebook 04.
     "reference": Profile(name="reference", seed=0, data=DataConfig(n_synthetic=120),
-                         train=TrainConfig(epochs=16, patience=6)),
+                         train=TrainConfig(epochs=12, patience=5)),
     # A larger run for a GPU or a long CPU night (not run for the committed reports).
     "large": Profile(name="large", seed=0,
                      data=DataConfig(n_synthetic=600, severities=(0.0, 0.25, 0.5, 0.75, 1.0)),

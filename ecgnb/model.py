@@ -7,6 +7,11 @@ encoder** reads the same panel's signal, both map into one latent sequence ``(B,
 either latent. Training pulls the image latent towards the signal latent (``ecgnb.train``); at
 inference only the image path runs (``MultimodalECG.predict`` takes no signal).
 
+Beyond the paper (``CropConfig.trace_channel``, on by default): a crop has a second channel, the
+trace the classical digitizer followed, drawn as a line; the image encoder reads ink and that
+reading together and learns where to trust it. A row-attention readout of the trace position is
+supervised directly (``TrainConfig.w_readout``) so the encoder learns early where the trace is.
+
 Read top to bottom: small parts (ConvBlock2d, ResBlock1d), the config, the three parts, the
 whole model, then inference on pages (``digitize_image``) and checkpoints.
 
@@ -97,28 +102,30 @@ class RowAttention(nn.Module):
     (space-to-depth, so no time detail is averaged away).
     """
 
-    def __init__(self, channels: int, heads: int, height: int, latent_len: int):
+    def __init__(self, channels: int, heads: int, height: int, latent_len: int, crop_height: int):
         super().__init__()
         self.logits = nn.Conv2d(channels, heads, 3, padding=1)
         self.latent_len = latent_len
-        self.register_buffer("rows", torch.linspace(1.0, -1.0, height).view(1, 1, -1, 1),
-                             persistent=False)
+        # Row k of the stage-1 map is centred on crop row 2k (stride-2, 3x3, padding 1).
+        centres = 1.0 - 2.0 * (2 * torch.arange(height, dtype=torch.float32)) / (crop_height - 1)
+        self.register_buffer("rows", centres.view(1, 1, -1, 1), persistent=False)
 
-    def forward(self, f: torch.Tensor) -> torch.Tensor:
+    def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(stacked (B, K * r, L), positions (B, K, W1))``, positions in +1 (top) .. -1 units."""
         B, _, H1, W1 = f.shape
         assert H1 == self.rows.shape[2] and W1 % self.latent_len == 0, \
             f"row attention expects height {self.rows.shape[2]} and width a multiple of {self.latent_len}, got {H1}x{W1}"
         att = self.logits(f).softmax(dim=2)                  # (B, K, H1, W1), sums to 1 over rows
         pos = (att * self.rows).sum(dim=2)                   # (B, K, W1) expected row position
         r = W1 // self.latent_len
-        pos = pos.view(B, -1, self.latent_len, r).transpose(2, 3)  # (B, K, r, L)
-        return pos.reshape(B, -1, self.latent_len)           # (B, K * r, L)
+        stacked = pos.view(B, -1, self.latent_len, r).transpose(2, 3)  # (B, K, r, L)
+        return stacked.reshape(B, -1, self.latent_len), pos
 
 
 class ImageEncoder(nn.Module):
     """Panel crop -> latent sequence: 2-D conv stages collapse the height, keep a time axis.
 
-    ``(B, 1, H, W)`` -> stages (each halves H, divides W by its stride) -> a full-height conv that
+    ``(B, C, H, W)`` -> stages (each halves H, divides W by its stride) -> a full-height conv that
     reads the remaining rows (where on the strip the ink is = amplitude), joined by the row
     attention's positions after stage 1 (``row_heads``) -> 1-D blocks along time ->
     ``(B, D, L)`` (``(B, 2D, L)``, i.e. mu and logvar, when variational).
@@ -127,7 +134,7 @@ class ImageEncoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        c_in = 2 if cfg.coord_channel else 1
+        c_in = cfg.in_channels + (1 if cfg.coord_channel else 0)
         stages = []
         for c, sw in zip(cfg.channels, cfg.width_strides):
             stages.append(ConvBlock2d(c_in, c, (2, sw), cfg.dropout))
@@ -139,7 +146,7 @@ class ImageEncoder(nn.Module):
         if cfg.row_heads > 0:
             w1 = cfg.crop_width // cfg.width_strides[0]
             self.row_att = RowAttention(cfg.channels[0], cfg.row_heads, cfg.crop_height // 2,
-                                        cfg.latent_len)
+                                        cfg.latent_len, cfg.crop_height)
             self.join = nn.Conv1d(cfg.hidden + cfg.row_heads * (w1 // cfg.latent_len), cfg.hidden, 1)
         self.temporal = _temporal_stack(cfg.hidden, cfg)
         self.head = nn.Conv1d(cfg.hidden, cfg.latent_dim * (2 if cfg.variational else 1), 1)
@@ -147,19 +154,31 @@ class ImageEncoder(nn.Module):
         self.register_buffer("rows", rows, persistent=False)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_readout(image)[0]
+
+    def forward_with_readout(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(latent (B, D or 2D, L), readout (B, W1) mV or None)``.
+
+        The readout is the first row-attention head's trace position per stage-1 column
+        (``W / width_strides[0]`` columns), in mV (``readout_mv`` at the top row); training may
+        supervise it (``TrainConfig.w_readout``) so the encoder learns to find the trace early.
+        """
         cfg = self.cfg
-        assert image.ndim == 4 and image.shape[1:] == (1, cfg.crop_height, cfg.crop_width), \
-            f"image must be (B, 1, {cfg.crop_height}, {cfg.crop_width}), got {tuple(image.shape)}"
+        assert image.ndim == 4 and image.shape[1:] == (cfg.in_channels, cfg.crop_height, cfg.crop_width), \
+            f"image must be (B, {cfg.in_channels}, {cfg.crop_height}, {cfg.crop_width}), got {tuple(image.shape)}"
         x = image
         if cfg.coord_channel:
             x = torch.cat([x, self.rows.expand(x.shape[0], 1, -1, x.shape[3])], dim=1)  # (B, 2, H, W)
         f1 = self.stages[0](x)                       # (B, C1, H / 2, W / sw1)
         x = self.stages[1:](f1)                      # (B, C, H / 2**stages, L)
         x = self.collapse(x).squeeze(2)              # (B, hidden, L)
+        readout = None
         if self.row_att is not None:
-            x = self.join(torch.cat([x, self.row_att(f1)], dim=1))  # (B, hidden, L)
+            stacked, pos = self.row_att(f1)
+            x = self.join(torch.cat([x, stacked], dim=1))  # (B, hidden, L)
+            readout = pos[:, 0] * cfg.readout_mv     # (B, W1) mV
         x = self.temporal(x)                         # (B, hidden, L)
-        return self.head(F.gelu(x))                  # (B, D or 2D, L)
+        return self.head(F.gelu(x)), readout         # (B, D or 2D, L)
 
 
 class SignalEncoder(nn.Module):
@@ -230,7 +249,7 @@ class MultimodalECG(nn.Module):
         return z, mu, logvar
 
     def encode_image(self, image: torch.Tensor):
-        """``(B, 1, H, W)`` ink -> ``(z, mu, logvar)``, each ``(B, D, L)`` (logvar None unless variational)."""
+        """``(B, C, H, W)`` crops -> ``(z, mu, logvar)``, each ``(B, D, L)`` (logvar None unless variational)."""
         return self._latent(self.image_encoder(image))
 
     def encode_signal(self, signal: torch.Tensor):
@@ -249,8 +268,10 @@ class MultimodalECG(nn.Module):
         ``(B, D, L)`` and, with a signal (and a signal encoder), the same ``*_signal`` keys.
         The image outputs never depend on ``signal``.
         """
-        z, mu, logvar = self.encode_image(image)
-        out = {"recon_image": self.decode(z), "z_image": z, "mu_image": mu, "logvar_image": logvar}
+        h, readout = self.image_encoder.forward_with_readout(image)
+        z, mu, logvar = self._latent(h)
+        out = {"recon_image": self.decode(z), "z_image": z, "mu_image": mu, "logvar_image": logvar,
+               "readout_image": readout}
         if signal is not None and self.signal_encoder is not None:
             assert signal.shape[0] == image.shape[0], \
                 f"image batch {image.shape[0]} and signal batch {signal.shape[0]} differ"
@@ -261,7 +282,7 @@ class MultimodalECG(nn.Module):
 
     @torch.no_grad()
     def predict(self, image_batch: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-        """Inference from images only: ``(B, 1, H, W)`` -> ``(B, T)`` mV (latent mean, no sampling)."""
+        """Inference from images only: ``(B, C, H, W)`` -> ``(B, T)`` mV (latent mean, no sampling)."""
         was = self.training
         self.eval()
         try:
@@ -417,12 +438,13 @@ def digitize_image(image: np.ndarray, layout: str = "3x4+1", fs: float = 500,
         model, ckpt = load_model(checkpoint)
         crop_cfg = crop_cfg or (CropConfig(**ckpt["crop"]) if ckpt.get("crop") else None)
     crop_cfg = crop_cfg or CropConfig()
-    assert (crop_cfg.height, crop_cfg.width, crop_cfg.n_samples) == \
-        (model.cfg.crop_height, model.cfg.crop_width, model.cfg.out_samples), \
+    assert (crop_cfg.channels, crop_cfg.height, crop_cfg.width, crop_cfg.n_samples) == \
+        (model.cfg.in_channels, model.cfg.crop_height, model.cfg.crop_width, model.cfg.out_samples), \
         f"crop geometry {crop_cfg} does not match the model's input/output {model.cfg}"
     analysis = analyse_for(image, layout, duration_s, crop_cfg)
     crops = crops_from_layout(analysis, crop_cfg)
-    x = torch.from_numpy(np.stack([c.crop for c in crops])[:, None].astype(np.float32))  # (N, 1, H, W)
+    x = torch.from_numpy(np.stack([c.crop if c.crop.ndim == 3 else c.crop[None]
+                                   for c in crops]).astype(np.float32))                   # (N, C, H, W)
     y = model.predict(x).numpy()                                                           # (N, T)
     signal = place_crops(crops, y, crop_cfg.fs, fs, int(round(fs * duration_s)))
     return ModelDigitizeResult(signal=signal, fs=float(fs), lead_names=LEAD_NAMES,

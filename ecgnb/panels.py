@@ -12,6 +12,10 @@ removed by ``ecgnb.preprocess.darkness``) sampled on a fixed physical grid aroun
   ~197 px/s at 200 dpi, so nothing is shrunk). Longer panels (the 10 s rhythm strip) are cut
   into ``window_s`` windows.
 
+With ``trace_channel`` (the default) a crop has a second channel on the same sampling grid: the
+trace the classical digitizer (``ecgnb.digitize``) followed on that page, drawn as a thin line.
+The model then reads the ink with the classical reading beside it and learns where to trust it.
+
 The target of a crop is the signal (mV) of its lead over ``[t0_s, t0_s + window_s)``, at ``fs`` Hz
 (``window_s * fs`` samples, sample ``k`` at time ``t0_s + k / fs``).
 
@@ -42,7 +46,7 @@ from .errors import EcgnbError, ImageError, SignalError
 from .io import load_page
 from .leads import LEAD_INDEX
 
-CACHE_VERSION = 1   # bump when crops change meaning, so old caches are rebuilt
+CACHE_VERSION = 2   # bump when crops change meaning, so old caches are rebuilt
 
 
 
@@ -51,7 +55,8 @@ CACHE_VERSION = 1   # bump when crops change meaning, so old caches are rebuilt
 class PanelCrop:
     """One crop of one panel window, and where it came from on the page."""
 
-    crop: np.ndarray            # (height, width) float32 ink 0..1, see the module docstring
+    crop: np.ndarray            # (height, width) float32 ink 0..1 (see the module docstring), or
+                                # (2, height, width) with the classical trace (``trace_channel``)
     lead: str
     row: int                    # printed row (0 = top)
     col: int                    # column within the row (rhythm strips: 0)
@@ -81,6 +86,8 @@ class PageAnalysis:
     skew_deg: float             # deg (CCW) removed by deskew
     grid: pp.GridInfo
     layout: pp.LayoutInfo
+    trace_ink: np.ndarray | None = None  # (H, W) float32 0..1, the classical traces drawn as lines
+    classical: object = None    # ecgnb.digitize.DigitizeResult of the page, when it was run
 
 
 # --------------------------------------------------------------------------------------------
@@ -129,7 +136,12 @@ def crops_from_layout(analysis: PageAnalysis, cfg: CropConfig = CropConfig()) ->
         for ta in _windows(box.t0_s, box.t1_s, cfg.window_s):
             xs = box.x0 + (ta - box.t0_s + np.arange(cfg.width) / cfg.cols_per_s) * px_per_s  # (W,)
             ys = box.baseline_at(xs)[None, :] - dy_mm[:, None] * g.px_per_mm_y               # (H, W)
-            crop = sample_crop(analysis.ink, np.broadcast_to(xs, ys.shape), ys)
+            X = np.broadcast_to(xs, ys.shape)
+            crop = sample_crop(analysis.ink, X, ys)
+            if cfg.channels == 2:
+                if analysis.trace_ink is None:
+                    raise ValueError("trace_channel crops need analyse_page's classical traces")
+                crop = np.stack([crop, sample_crop(analysis.trace_ink, X, ys)])   # (2, H, W)
             xa = box.x0 + (ta - box.t0_s) * px_per_s
             out.append(PanelCrop(crop=crop, lead=box.lead, row=box.row, col=box.col,
                                  rhythm=box.rhythm, t0_s=ta, t1_s=ta + cfg.window_s, x0=float(xa),
@@ -141,6 +153,9 @@ def crops_from_layout(analysis: PageAnalysis, cfg: CropConfig = CropConfig()) ->
 
 def crops_from_truth(image: np.ndarray, truth: dict, cfg: CropConfig = CropConfig()) -> list[PanelCrop]:
     """Crops at the renderer's ground-truth panel positions, on the page as given (not deskewed).
+
+    Ink only (one channel, ``(height, width)``), whatever ``cfg.trace_channel`` says: these crops
+    check positions, they do not feed a model.
 
     Positions are built on the clean page (``x_start``, ``baseline_y``, ``px_per_mm``) and mapped
     through ``truth["artefacts"]["homography"]`` when the page was augmented.
@@ -178,19 +193,34 @@ def crops_from_truth(image: np.ndarray, truth: dict, cfg: CropConfig = CropConfi
 
 def analyse_page(image: np.ndarray, layout: str = "3x4+1", duration_s: float = 10.0,
                  blur_px: float = CropConfig.blur_px) -> PageAnalysis:
-    """Classical preprocessing of one RGB page (the steps of ``ecgnb.digitize.digitize_image``).
+    """Classical preprocessing and digitizing of one RGB page (``ecgnb.digitize.digitize_image``).
 
-    Raises ``ImageError`` (not an ECG page) or ``LayoutError`` (page does not match ``layout``).
+    Straightens the page (deskew + perspective), measures the grid, finds the layout and follows
+    every trace; the crops are cut from the straightened page and may carry the traces as a
+    second channel. Raises ``ImageError`` (not an ECG page) or ``LayoutError``.
     """
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ImageError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
-    upright, skew = pp.deskew(image)
-    dark = pp.darkness(upright)
-    grid = pp.detect_grid(upright, dark)
-    mask = pp.denoise(pp.remove_grid(upright, grid, dark=dark), grid.px_per_mm)
-    lay = pp.detect_layout(mask, grid, layout, duration_s, strength=pp.grid_strength(dark))
-    return PageAnalysis(upright=upright, ink=ink_map(upright, dark, blur_px), skew_deg=skew,
-                        grid=grid, layout=lay)
+    from .digitize import digitize_image
+
+    result = digitize_image(image, layout, duration_s=duration_s)
+    upright = result.upright
+    return PageAnalysis(upright=upright, ink=ink_map(upright, blur_px=blur_px),
+                        skew_deg=result.skew_deg, grid=result.grid, layout=result.layout,
+                        trace_ink=trace_map(result.traces, upright.shape[:2], blur_px),
+                        classical=result)
+
+
+def trace_map(traces: dict, shape: tuple[int, int], blur_px: float = 1.0) -> np.ndarray:
+    """``(H, W)`` float32 0..1: the traces (``{panel: (n, 2) x, y px}``) drawn as 1 px AA lines."""
+    canvas = np.zeros(shape, np.uint8)
+    polys = [np.round(np.asarray(p, float) * 256).astype(np.int32).reshape(-1, 1, 2)
+             for p in traces.values() if len(p) > 1]
+    if polys:
+        cv2.polylines(canvas, polys, False, 255, 1, cv2.LINE_AA, 8)
+    out = canvas.astype(np.float32) / 255.0
+    if blur_px > 0:
+        k = 2 * int(np.ceil(3 * blur_px)) + 1
+        out = cv2.GaussianBlur(out, (1, k), sigmaX=0, sigmaY=blur_px)
+    return np.clip(out * 2.0, 0.0, 1.0)   # a 1 px line spread over ~2 rows: bring its peak to ~1
 
 
 def analyse_page_raw(image: np.ndarray, layout: str = "3x4+1", duration_s: float = 10.0,
@@ -295,7 +325,8 @@ def _page_crops(job: tuple) -> dict:
         if y is None:
             dropped += 1
             continue
-        xs.append(np.round(np.clip(c.crop, 0, 1) * 255).astype(np.uint8))
+        crop = c.crop if c.crop.ndim == 3 else c.crop[None]                # (C, H, W)
+        xs.append(np.round(np.clip(crop, 0, 1) * 255).astype(np.uint8))
         ys.append(y)
         meta.append({"page": row["page"], "record": row["record"], "severity": row["severity"],
                      **{k: getattr(c, k) for k in META_COLUMNS[3:]}})
@@ -387,7 +418,7 @@ def build_panel_arrays(profile_name: str, split: str, cfg: CropConfig = CropConf
     if skipped:
         log(f"{split}: layout not found on {len(skipped)}/{len(jobs)} pages, skipped: "
             + ", ".join(sorted(skipped)))
-    x8 = np.stack(xs)[:, None] if xs else np.zeros((0, 1, cfg.height, cfg.width), np.uint8)
+    x8 = np.stack(xs) if xs else np.zeros((0, 1, cfg.height, cfg.width), np.uint8)
     y = np.stack(ys) if ys else np.zeros((0, cfg.n_samples), np.float32)
     attrs = {"crop": cfg.to_dict(), "pages": len(jobs), "skipped": skipped, "dropped": dropped}
     if cache:

@@ -168,11 +168,19 @@ def plot_snr_per_lead(table: pd.DataFrame, by: str | None = None):
 
 
 def plot_crops(X: np.ndarray, Y: np.ndarray, meta: pd.DataFrame, n: int = 4, half_mv: float = 1.6):
-    """``n`` panel crops (ink, rows x columns) with their target signal (mV) drawn over them."""
+    """``n`` panel crops (ink, rows x columns) with their target signal (mV) drawn over them.
+
+    A second channel (the classical digitizer's trace) is tinted blue over the ink.
+    """
     fig, axes = plt.subplots(n, 1, figsize=(12, 2.2 * n), squeeze=False)
     for k, ax in enumerate(axes[:, 0]):
         h, w = X[k, 0].shape
         ax.imshow(X[k, 0], cmap="gray_r", aspect="auto", extent=(0, w, h, 0))
+        if X.shape[1] > 1:
+            tint = np.zeros((h, w, 4))
+            tint[..., 2], tint[..., 3] = 1.0, 0.8 * X[k, 1]
+            ax.imshow(tint, aspect="auto", extent=(0, w, h, 0))
+            ax.plot([], [], color="blue", lw=2, label="classical trace (channel 2)")
         cols = np.linspace(0, w, Y.shape[1])
         ax.plot(cols, (h - 1) / 2 * (1 - Y[k] / half_mv), color="tab:red", lw=0.8, label="target (mV)")
         ax.set_title(f"{meta.iloc[k]['page']}  lead {meta.iloc[k]['lead']}", fontsize=9)

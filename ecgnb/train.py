@@ -16,6 +16,8 @@ Losses (all MSE in mV^2 unless said otherwise), weighted by ``TrainConfig``:
   autoencoder shapes the latent space on its own, and the image encoder learns to land in it
   (it cannot pull the signal latent towards whatever is easy to read from images). Without it,
   both encoders move towards each other.
+* ``loss_readout``: the image encoder's row-attention readout (trace position per stage-1
+  column, mV) vs the target at those columns: direct supervision of where the trace is.
 * ``loss_kl``: KL divergence to N(0, 1) per latent element (mean), both encoders, when
   ``ModelConfig.variational``.
 
@@ -48,6 +50,7 @@ from .io import write_text_atomic
 from .model import ModelConfig, MultimodalECG, count_parameters
 
 LOG_COLUMNS = ("epoch", "step", "loss", "loss_image", "loss_signal", "loss_align", "loss_kl",
+               "loss_readout",
                "val_snr_db", "val_snr_signal_db", "lr", "seconds")
 RUNTIME_FIELDS = ("threads", "device", "progress_every")  # may differ between a run and its resume
 
@@ -128,7 +131,12 @@ def compute_losses(out: dict, target: torch.Tensor, cfg: TrainConfig) -> dict[st
     """Weighted losses of one batch: ``loss`` (to minimise) and its parts (see module docstring)."""
     zero = target.new_zeros(())
     parts = {"loss_image": F.mse_loss(out["recon_image"], target),
-             "loss_signal": zero, "loss_align": zero, "loss_kl": zero}
+             "loss_signal": zero, "loss_align": zero, "loss_kl": zero, "loss_readout": zero}
+    if out.get("readout_image") is not None and cfg.w_readout > 0:
+        readout = out["readout_image"]                                   # (B, W1) mV
+        step = target.shape[1] // readout.shape[1]
+        # stage-1 column j is centred on crop column 2j, i.e. on target sample j * step
+        parts["loss_readout"] = F.mse_loss(readout, target[:, ::step][:, :readout.shape[1]])
     if "recon_signal" in out:
         parts["loss_signal"] = F.mse_loss(out["recon_signal"], target)
         sig = out["mu_signal"].detach() if cfg.detach_signal_latent else out["mu_signal"]
@@ -139,7 +147,8 @@ def compute_losses(out: dict, target: torch.Tensor, cfg: TrainConfig) -> dict[st
             kl = kl + _kl(out["mu_signal"], out["logvar_signal"])
         parts["loss_kl"] = kl
     parts["loss"] = (cfg.w_image * parts["loss_image"] + cfg.w_signal * parts["loss_signal"]
-                     + cfg.w_align * parts["loss_align"] + cfg.beta_kl * parts["loss_kl"])
+                     + cfg.w_align * parts["loss_align"] + cfg.beta_kl * parts["loss_kl"]
+                     + cfg.w_readout * parts["loss_readout"])
     return parts
 
 
@@ -194,8 +203,8 @@ def _unpack(arrays) -> tuple[np.ndarray, np.ndarray, dict]:
     crop = {}
     if len(arrays) > 2 and hasattr(arrays[2], "attrs"):
         crop = dict(arrays[2].attrs.get("crop", {}))
-    assert X.ndim == 4 and X.shape[1] == 1 and Y.ndim == 2 and len(X) == len(Y), \
-        f"arrays must be X (N, 1, H, W) and Y (N, T) with the same N; got {X.shape} and {Y.shape}"
+    assert X.ndim == 4 and X.shape[1] in (1, 2) and Y.ndim == 2 and len(X) == len(Y), \
+        f"arrays must be X (N, C, H, W), C 1 or 2, and Y (N, T) with the same N; got {X.shape} and {Y.shape}"
     assert len(X) > 0, "no crops: build the panel arrays first (ecgnb.panels.build_panel_arrays)"
     assert np.isfinite(Y).all(), "targets contain NaN/inf: windows not fully drawn must be dropped"
     return X, Y, crop
@@ -231,7 +240,9 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, train_arrays, val_arra
     run_dir = Path(run_dir)
     Xtr, Ytr, crop = _unpack(train_arrays)
     Xva, Yva, _ = _unpack(val_arrays)
-    model_cfg = dataclasses.replace(model_cfg, signal_encoder=train_cfg.multimodal)
+    # The crops decide the input channels (ink [+ classical trace]); the variant the encoders.
+    model_cfg = dataclasses.replace(model_cfg, signal_encoder=train_cfg.multimodal,
+                                    in_channels=int(Xtr.shape[1]))
     assert Xtr.shape[2:] == (model_cfg.crop_height, model_cfg.crop_width), \
         f"crops are {Xtr.shape[2:]} but the model expects {(model_cfg.crop_height, model_cfg.crop_width)}"
     assert Ytr.shape[1] == model_cfg.out_samples, \
@@ -282,7 +293,8 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, train_arrays, val_arra
         t0 = time.perf_counter()
         model.train()
         sampler.set_epoch(epoch)
-        sums = dict.fromkeys(("loss", "loss_image", "loss_signal", "loss_align", "loss_kl"), 0.0)
+        sums = dict.fromkeys(("loss", "loss_image", "loss_signal", "loss_align", "loss_kl",
+                              "loss_readout"), 0.0)
         n_batches = 0
         bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not (progress and info.main))
         for x, y in bar:
@@ -366,6 +378,7 @@ def overfit_batch(model_cfg: ModelConfig, train_cfg: TrainConfig, X: np.ndarray,
 VARIANTS = {
     "multimodal": {},                                # the paper's design: both encoders, shared latent
     "image_only": {"train": {"multimodal": False}},  # ablation: no signal encoder, no latent alignment
+    "no_trace": {"crop": {"trace_channel": False}},  # ablation: ink only, the paper's input
     "no_preprocess": {"crop": {"preprocess": False}},  # ablation: crops of the page as given
 }
 

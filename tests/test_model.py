@@ -11,7 +11,7 @@ from ecgnb.model import (ImageEncoder, ModelConfig, MultimodalECG, SignalEncoder
 
 # Tiny geometry: 32 rows x 100 columns (0.5 s at 200 col/s) -> 250 samples (500 Hz).
 TINY = ModelConfig(crop_height=32, crop_width=100, out_samples=250, channels=(4, 8),
-                   width_strides=(2, 2), hidden=8, latent_dim=4, n_blocks=1)
+                   width_strides=(2, 2), hidden=8, latent_dim=4, n_blocks=1, in_channels=1)
 
 
 @pytest.fixture(autouse=True)
@@ -122,9 +122,12 @@ def test_place_crops_rhythm_owns_its_lead():
 
 def test_row_attention_shapes_and_off_switch():
     from ecgnb.model import RowAttention
-    att = RowAttention(channels=4, heads=3, height=16, latent_len=25)
-    pos = att(torch.rand(2, 4, 16, 50))
-    assert pos.shape == (2, 3 * 2, 25) and pos.abs().max() <= 1.0
+    att = RowAttention(channels=4, heads=3, height=16, latent_len=25, crop_height=32)
+    stacked, pos = att(torch.rand(2, 4, 16, 50))
+    assert stacked.shape == (2, 3 * 2, 25) and stacked.abs().max() <= 1.0
+    assert pos.shape == (2, 3, 50)
+    # row k of the stage-1 map is centred on crop row 2k: +1 at the top, 1 - 4k/31 below
+    assert att.rows[0, 0, 0, 0] == 1.0 and att.rows[0, 0, -1, 0] == pytest.approx(1 - 60 / 31)
     off = ModelConfig(**{**TINY.__dict__, "row_heads": 0})
     assert MultimodalECG(off)(torch.rand(2, 1, 32, 100))["recon_image"].shape == (2, 250)
     assert count_parameters(MultimodalECG(off))["image_encoder"] < \
@@ -144,12 +147,13 @@ def test_digitize_image_places_every_panel():
     signal = 0.8 * np.sin(2 * np.pi * 1.2 * t)[:, None] * np.linspace(-1, 1, 12)[None, :]
     image, truth = render_page(signal, 500, PaperConfig(), np.random.default_rng(0))
     crop = CropConfig(height=32, window_s=0.5)        # 32 x 100 crops -> 250 samples, as TINY
-    result = digitize_image(image, model=MultimodalECG(TINY), crop_cfg=crop)
+    tiny = ModelConfig(**{**TINY.__dict__, "in_channels": crop.channels})   # ink + classical trace
+    result = digitize_image(image, model=MultimodalECG(tiny), crop_cfg=crop)
     assert result.signal.shape == (5000, 12)
     assert result.n_crops == 12 * 5 + 20                 # 2.5 s panels and the 10 s strip, 0.5 s windows
     np.testing.assert_array_equal(~np.isnan(result.signal), drawn_mask(truth))
     diag = json.loads(json.dumps(result.diagnostics()))
     assert diag["method"] == "model" and len(diag["panels"]) == 13
     assert dg.overlay(result).shape == image.shape      # the command line's overlay works on it
-    half = digitize_image(image, model=MultimodalECG(TINY), crop_cfg=crop, fs=250)
+    half = digitize_image(image, model=MultimodalECG(tiny), crop_cfg=crop, fs=250)
     assert half.signal.shape == (2500, 12)

@@ -38,7 +38,7 @@ def _rows_of(crop: np.ndarray) -> np.ndarray:
 def test_crops_shape_and_spans(detected):
     # 12 short panels + a 10 s rhythm strip cut into 4 windows of 2.5 s.
     assert len(detected) == 16
-    assert all(c.crop.shape == (CFG.height, CFG.width) and c.crop.dtype == np.float32
+    assert all(c.crop.shape == (2, CFG.height, CFG.width) and c.crop.dtype == np.float32
                for c in detected)
     assert all(0.0 <= c.crop.min() and c.crop.max() <= 1.0 for c in detected)
     expected = {(p.lead, p.t0_s) for p in layout_panels("3x4+1") if not p.rhythm}
@@ -56,7 +56,7 @@ def test_detected_panels_agree_with_truth(page, detected):
         assert abs(d.x0 - t.x0) < 2.0, f"{d.lead} at {d.t0_s}s: x0 {d.x0:.1f} vs true {t.x0:.1f} px"
         assert abs(d.baseline_y - t.baseline_y) < 2.0, \
             f"{d.lead} at {d.t0_s}s: baseline {d.baseline_y:.1f} vs true {t.baseline_y:.1f} px"
-        assert np.corrcoef(d.crop.ravel(), t.crop.ravel())[0, 1] > 0.9
+        assert np.corrcoef(d.crop[0].ravel(), t.crop.ravel())[0, 1] > 0.9
 
 
 def test_targets_match_the_ink(page, detected):
@@ -69,8 +69,9 @@ def test_targets_match_the_ink(page, detected):
         np.testing.assert_array_equal(y, signal[s0:s1, P.LEAD_INDEX[c.lead]].astype(np.float32))
         # column j is at t0 + j / cols_per_s, i.e. target sample j * fs / cols_per_s
         at_cols = np.interp(np.arange(CFG.width) * CFG.fs / CFG.cols_per_s, np.arange(y.size), y)
-        err = np.abs(_rows_of(c.crop) - at_cols)
-        assert np.median(err) < 0.05, f"{c.lead} at {c.t0_s}s: ink is {np.median(err):.3f} mV off"
+        for channel, what in enumerate(("ink", "classical trace")):
+            err = np.abs(_rows_of(c.crop[channel]) - at_cols)
+            assert np.median(err) < 0.05, f"{c.lead} at {c.t0_s}s: {what} is {np.median(err):.3f} mV off"
 
 
 def test_windows_not_drawn_are_not_targets(page, detected):
@@ -98,7 +99,7 @@ def test_build_panel_arrays_cache_and_skips(tmp_path):
     logs = []
     X, Y, meta = P.build_panel_arrays("tiny", "train", data_dir=tmp_path / "tiny",
                                       progress=False, log=logs.append)
-    assert X.shape == (32, 1, CFG.height, CFG.width) and X.dtype == np.float32
+    assert X.shape == (32, 2, CFG.height, CFG.width) and X.dtype == np.float32
     assert Y.shape == (32, CFG.n_samples) and Y.dtype == np.float32 and np.isfinite(Y).all()
     assert len(meta) == 32 and set(meta["page"]) == set(index["page"]) - {bad.page}
     assert list(meta.attrs["skipped"]) == [bad.page] and meta.attrs["pages"] == 3

@@ -12,7 +12,7 @@ from ecgnb.model import ModelConfig, load_model
 from ecgnb.train import TrainConfig, crop_snr_db, lr_at, mean_snr_db, train
 
 TINY = ModelConfig(crop_height=32, crop_width=100, out_samples=250, channels=(4, 8),
-                   width_strides=(2, 2), hidden=8, latent_dim=4, n_blocks=1)
+                   width_strides=(2, 2), hidden=8, latent_dim=4, n_blocks=1, in_channels=1)
 FAST = TrainConfig(epochs=3, batch_size=8, lr=3e-3, threads=1, device="cpu", patience=100)
 
 
@@ -81,7 +81,7 @@ def test_checkpoint_round_trip_weights_only(data, tmp_path):
     rows = _log(tmp_path)
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
     assert set(rows[0]) == {"epoch", "step", "loss", "loss_image", "loss_signal", "loss_align",
-                            "loss_kl", "val_snr_db", "val_snr_signal_db", "lr", "seconds"}
+                            "loss_kl", "loss_readout", "val_snr_db", "val_snr_signal_db", "lr", "seconds"}
 
 
 def test_resume_equals_uninterrupted(data, tmp_path):
