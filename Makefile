@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PROFILE ?= quick
 STAMP := $(VENV)/.installed
 
-.PHONY: study test install kernel benchmark clean
+.PHONY: study test nbval install kernel benchmark clean
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH (or set PY=...)"; exit 1; }
@@ -26,6 +26,10 @@ study: $(STAMP)
 ## Run the test suite (quick profile; includes the notebook runs).
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+## The notebooks as nbval sees them (quick profile, each run in place; errors fail).
+nbval: $(STAMP)
+	$(BIN)/python -m pytest -q --nbval-lax notebooks/ -p no:cacheprovider
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/bench_render.py

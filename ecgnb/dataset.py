@@ -25,7 +25,7 @@ from .augment import augment_page
 from .config import Profile
 from .errors import MissingInputError
 from .render import masked_signal, render_page
-from .sources import free_real_records
+from .sources import scan_real_records
 from .synth import signal_stats, synth_records
 
 SPLITS = ("train", "val", "test")
@@ -52,13 +52,31 @@ def collect_sources(profile: Profile, real_folder: Path = paths.REAL_ECG,
     out = [SourceRecord(name, s, sig.fs, "synthetic")
            for name, s, _ in synth_records(profile.data.n_synthetic, profile.seed, sig)]
     if profile.data.use_real:
+        folder = real_folder
+        if profile.data.real_folder:
+            folder = Path(profile.data.real_folder)
+            folder = folder if folder.is_absolute() else paths.ROOT / folder
         try:
-            real = free_real_records(real_folder, fs=sig.fs, duration_s=sig.duration_s)
+            real = real_records(folder, sig.fs, sig.duration_s)[:profile.data.max_real]
         except MissingInputError as exc:
             log(f"real records skipped: {exc}")
             real = []
         out += [SourceRecord(r.name, r.signal, r.fs, r.source, r.split_hint) for r in real]
     return out
+
+
+def real_records(folder: Path, fs: int, duration_s: float) -> list:
+    """The free records of ``folder``, sorted by name; holdout records are never read.
+
+    The holdout list is ``folder/manifest.csv`` or, for a folder without one (a PTB-XL
+    download), the shared ``../shared/data/real-ecg/manifest.csv``; with neither, the folder
+    is refused (``MissingInputError``) rather than read unchecked.
+    """
+    manifest = Path(folder) / "manifest.csv"
+    if not manifest.exists():
+        manifest = paths.REAL_ECG / "manifest.csv"
+    kept, skipped = scan_real_records(folder, fs, duration_s, manifest_path=manifest)
+    return sorted(kept, key=lambda r: r.name)
 
 
 def assign_splits(records: list[SourceRecord], fractions: tuple[float, float, float],

@@ -215,7 +215,7 @@ def model_digitizer(checkpoint: str | Path, layout: str = "3x4+1", fs: int = 500
     net, ckpt = model_lib.load_model(checkpoint)
     from .config import CropConfig
 
-    crop = CropConfig(**ckpt["crop"]) if ckpt.get("crop") else None
+    crop = CropConfig.from_dict(ckpt["crop"]) if ckpt.get("crop") else None
     return lambda image: model_lib.digitize_image(image, layout=layout, fs=fs, model=net,
                                                   crop_cfg=crop)
 
@@ -376,3 +376,13 @@ def page_signals(page: str, digitize: Digitizer, data_dir: Path) -> tuple[np.nda
     image, reference, _ = io.load_page(Path(data_dir) / rel.parent, rel.name)
     result = digitize(image)
     return reference, getattr(result, "signal", result)
+
+
+def score_eik_methods(methods: dict[str, Digitizer], fs: int = 500,
+                      progress: bool = True) -> pd.DataFrame:
+    """``score_eik`` of every method, one long table with a ``method`` column.
+
+    Raises ``MissingInputError`` when the ECG-Image-Kit pages (or their records) are absent.
+    """
+    return pd.concat([score_eik(fn, fs, progress).assign(method=name)
+                      for name, fn in methods.items()], ignore_index=True)

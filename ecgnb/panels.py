@@ -349,11 +349,12 @@ def _code_hash() -> str:
 
 
 def panel_cache_path(profile_name: str, split: str, data_dir: Path | None = None,
-                     use_truth: bool = False, preprocess: bool = True) -> Path:
-    """``data/<profile>/panels_<split>.npz`` (``panels_truth_`` / ``panels_raw_`` for truth crops
-    / crops without preprocessing)."""
+                     use_truth: bool = False, preprocess: bool = True, trace: bool = True) -> Path:
+    """``data/<profile>/panels_<split>.npz``; ``panels_truth_``, ``panels_raw_`` and
+    ``panels_ink_`` for truth crops, crops without preprocessing and crops without the trace
+    channel, so the variants of notebook 04 keep their caches apart."""
     root = Path(data_dir or paths.data_dir(profile_name))
-    tag = "truth_" if use_truth else "" if preprocess else "raw_"
+    tag = "truth_" if use_truth else "raw_" if not preprocess else "" if trace else "ink_"
     return root / f"panels_{tag}{split}.npz"
 
 
@@ -394,7 +395,8 @@ def build_panel_arrays(profile_name: str, split: str, cfg: CropConfig = CropConf
     key = json.dumps({"version": CACHE_VERSION, "crop": cfg.to_dict(), "layout": layout,
                       "use_truth": use_truth, "pages": index["page"].tolist(),
                       "code": _code_hash()}, sort_keys=True)
-    path = panel_cache_path(profile_name, split, data_dir, use_truth, cfg.preprocess)
+    path = panel_cache_path(profile_name, split, data_dir, use_truth, cfg.preprocess,
+                            cfg.trace_channel)
     if cache and path.exists():
         with np.load(path, allow_pickle=False) as z:
             if str(z["key"]) == key:

@@ -145,8 +145,23 @@ def write_manifest(config: dict, runs: list[NotebookRun], profile: str) -> Path:
                                           "sha256": sha256(paths.ROOT / rel)}
     manifest.update(profile=profile, config=config, git_commit=commit, git_dirty=dirty,
                     created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    python=platform.python_version(), packages=package_versions())
+                    python=platform.python_version(), packages=package_versions(),
+                    machine=machine_id())
     return io.write_json(path, manifest)
+
+
+def machine_id() -> str:
+    """CPU model, architecture and core count: tables reproduce to 2 decimals on one machine."""
+    model = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+    return f"{platform.machine()} {model} x{os.cpu_count()}"
 
 
 def sha256(path: Path) -> str:

@@ -31,3 +31,29 @@ def ecg_like(fs: int = 500, duration_s: float = 10.0, seed: int = 0) -> np.ndarr
             - 0.2 * np.exp(-((phase - 0.33) / 0.01) ** 2) + 0.3 * np.exp(-((phase - 0.55) / 0.05) ** 2))
     gains = np.random.default_rng(seed).uniform(-1.2, 1.5, 12)
     return beat[:, None] * gains[None, :]
+
+
+# --- the suite's own run time, for the README (written only after a full, passing run) ---
+_START = {}
+
+
+def pytest_sessionstart(session):
+    import time
+    _START["t"] = time.perf_counter()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import json
+    import time
+    from datetime import date
+
+    opt = session.config.option
+    full = not (opt.keyword or opt.markexpr or getattr(opt, "lf", False)) and \
+        session.testscollected >= 200 and not session.config.args[1:]
+    if exitstatus != 0 or not full or "t" not in _START:
+        return
+    from ecgnb import io, pipeline
+    io.write_json(paths.REPORTS / "benchmarks" / "test_suite.json",
+                  {"seconds": round(time.perf_counter() - _START["t"], 1),
+                   "tests": session.testscollected, "date": date.today().isoformat(),
+                   "machine": pipeline.machine_id()})

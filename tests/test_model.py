@@ -157,3 +157,14 @@ def test_digitize_image_places_every_panel():
     assert dg.overlay(result).shape == image.shape      # the command line's overlay works on it
     half = digitize_image(image, model=MultimodalECG(tiny), crop_cfg=crop, fs=250)
     assert half.signal.shape == (2500, 12)
+
+
+def test_configs_of_older_checkpoints_load_as_one_channel():
+    from ecgnb.config import CropConfig
+
+    old = {k: v for k, v in ModelConfig().to_dict().items() if k != "in_channels"}
+    assert ModelConfig.from_dict(old).in_channels == 1
+    assert ModelConfig.from_dict(ModelConfig().to_dict()) == ModelConfig()
+    crop = {k: v for k, v in CropConfig().to_dict().items() if k != "trace_channel"}
+    assert CropConfig.from_dict(crop).channels == 1
+    assert CropConfig.from_dict(CropConfig().to_dict()) == CropConfig()

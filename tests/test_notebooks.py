@@ -72,3 +72,46 @@ def test_quick_dataset_never_uses_holdout_records(quick_01):
     table = pd.read_csv(manifest)
     holdout = set(table.loc[table["used_in_hidden_holdout"].astype(str) == "True", "record"])
     assert holdout and not holdout & set(load_index("quick")["record"])
+
+
+def _committed(rel: str) -> str | None:
+    """Text of ``rel`` at git HEAD, or None (not a git checkout, or not committed)."""
+    import subprocess
+    try:
+        return subprocess.run(["git", "show", f"HEAD:{rel}"], cwd=paths.ROOT, check=True,
+                              capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def test_quick_tables_reproduce_the_committed_ones(quick_01):
+    """Re-running the quick study gives the committed metric tables to 2 decimals (same machine)."""
+    from io import StringIO
+
+    import numpy as np
+
+    manifest = _committed("reports/quick/manifest.json")
+    if manifest is None:
+        pytest.skip("no committed reports/quick/manifest.json to compare with (not a git checkout?)")
+    made_on = json.loads(manifest).get("machine")
+    if made_on != pipeline.machine_id():
+        pytest.skip(f"the committed tables were made on another machine ({made_on}); "
+                    f"this is {pipeline.machine_id()}")
+    compared = 0
+    for path in sorted(paths.report_dir("quick").glob("0*_*.csv")):
+        rel = f"reports/quick/{path.name}"
+        old = _committed(rel)
+        if old is None or path.name == "05_scores.csv":   # per-row scores: the tables summarise them
+            continue
+        old, new = pd.read_csv(StringIO(old)), pd.read_csv(path)
+        timing = [c for c in new.columns if "seconds" in c or c == "train_s"]
+        old, new = old.drop(columns=timing, errors="ignore"), new.drop(columns=timing)
+        assert list(old.columns) == list(new.columns) and len(old) == len(new), rel
+        num = new.select_dtypes("number").columns
+        assert (old.drop(columns=num).astype(str).values == new.drop(columns=num).astype(str).values).all(), rel
+        a, b = old[num].to_numpy(float), new[num].to_numpy(float)
+        with np.errstate(invalid="ignore"):
+            same = (a == b) | (np.abs(a - b) < 0.01) | (np.isnan(a) & np.isnan(b))
+        assert same.all(), f"{rel} differs from the committed table beyond 2 decimals"
+        compared += 1
+    assert compared >= 10

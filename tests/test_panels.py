@@ -135,3 +135,4 @@ def test_raw_crops_sit_at_the_template_positions_and_keep_the_grid(page):
 def test_raw_crops_are_cached_apart():
     assert P.panel_cache_path("quick", "train", preprocess=False).name == "panels_raw_train.npz"
     assert P.panel_cache_path("quick", "train").name == "panels_train.npz"
+    assert P.panel_cache_path("quick", "train", trace=False).name == "panels_ink_train.npz"

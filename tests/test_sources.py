@@ -199,3 +199,19 @@ def test_flat_folder_listing_is_recursive():
 def test_list_records_missing_folder(tmp_path):
     with pytest.raises(MissingInputError, match="does not exist"):
         sources.list_records(tmp_path / "nope")
+
+
+def test_other_folder_keeps_the_shared_holdout(tmp_path):
+    """A folder without its own manifest (a PTB-XL download) is still checked against ours."""
+    _real_folder()
+    from ecgnb import config
+    from ecgnb.dataset import collect_sources, real_records
+
+    folder = tmp_path / "ptb-xl"
+    ramp = _ramp()
+    for k, name in enumerate(("JS00001", "r1", "r2", "r3")):    # JS00001 is a holdout record
+        _write(folder, name, ramp * (1 + k))
+    assert [r.name for r in real_records(folder, 500, 10.0)] == ["r1", "r2", "r3"]
+    profile = config.Profile(name="t", data=config.DataConfig(n_synthetic=1, real_folder=str(folder),
+                                                                max_real=2))
+    assert [r.name for r in collect_sources(profile)] == ["syn00000", "r1", "r2"]
