@@ -79,6 +79,8 @@ class NotebookRun:
     name: str
     seconds: float
     outputs: list[str]
+    commit: str | None = None     # git commit when the notebook started (None: read at writing)
+    dirty: bool | None = None     # uncommitted changes then
 
 
 def notebooks(only: list[str] | None = None) -> list[Path]:
@@ -104,6 +106,7 @@ def run_notebook(nb: Path, profile: str, log=print) -> NotebookRun:
     out = paths.report_dir(profile) / "executed" / nb.name
     out.parent.mkdir(parents=True, exist_ok=True)
     start = time.time()
+    commit, dirty = git_state()   # the code this run imports, not whatever HEAD is when it ends
     try:
         pm.execute_notebook(str(nb), str(out), parameters={"profile": profile},
                             kernel_name="python3", cwd=str(nb.parent), progress_bar=True)
@@ -116,19 +119,22 @@ def run_notebook(nb: Path, profile: str, log=print) -> NotebookRun:
     if missing:
         raise StudyError(f"{nb.name} ran but did not write: {', '.join(missing)}")
     return NotebookRun(nb.stem, time.time() - start,
-                       [str(p.relative_to(paths.ROOT)) for p in declared_outputs(nb.stem, profile)])
+                       [str(p.relative_to(paths.ROOT)) for p in declared_outputs(nb.stem, profile)],
+                       commit, dirty)
 
 
 def run_study(profile: str, only: list[str] | None = None, log=print) -> Path:
     """Run the notebooks in order for ``profile``; return the manifest path."""
     cfg = get_profile(profile)
     nbs = notebooks(only)
-    runs = []
+    manifest = None
     for k, nb in enumerate(nbs, 1):
         log(f"[{k}/{len(nbs)}] {nb.name} (profile {profile})")
-        runs.append(run_notebook(nb, profile, log))
-        log(f"      done in {runs[-1].seconds:.0f} s")
-    return write_manifest(cfg.to_dict(), runs, profile)
+        run = run_notebook(nb, profile, log)
+        log(f"      done in {run.seconds:.0f} s")
+        # after each notebook, so a later failure keeps the provenance of what did run
+        manifest = write_manifest(cfg.to_dict(), [run], profile)
+    return manifest
 
 
 def write_manifest(config: dict, runs: list[NotebookRun], profile: str) -> Path:
@@ -137,8 +143,9 @@ def write_manifest(config: dict, runs: list[NotebookRun], profile: str) -> Path:
     manifest = io.read_json(path) if path.exists() else {"artefacts": {}, "notebooks": {}}
     commit, dirty = git_state()
     for run in runs:
-        manifest["notebooks"][run.name] = {"seconds": round(run.seconds, 1), "git_commit": commit,
-                                           "git_dirty": dirty,
+        manifest["notebooks"][run.name] = {"seconds": round(run.seconds, 1),
+                                           "git_commit": run.commit or commit,
+                                           "git_dirty": dirty if run.dirty is None else run.dirty,
                                            "executed": f"reports/{profile}/executed/{run.name}.ipynb"}
         for rel in run.outputs:
             manifest["artefacts"][rel] = {"notebook": f"notebooks/{run.name}.ipynb",

@@ -46,7 +46,14 @@ def test_manifest_maps_artefacts(tmp_path, monkeypatch):
     entry = manifest["artefacts"]["reports/quick/fig.png"]
     assert entry["notebook"] == "notebooks/01_synthesis.ipynb" and len(entry["sha256"]) == 64
     assert manifest["config"]["name"] == "quick" and "torch" in manifest["packages"]
-    assert "git_commit" in manifest
+    assert "git_commit" in manifest and manifest["machine"] == pipeline.machine_id()
+    # a later run merges in; each notebook keeps the commit it started from
+    later = pipeline.NotebookRun("02_digitizer", 2.0, [], commit="abc1234", dirty=False)
+    manifest = __import__("json").loads(
+        pipeline.write_manifest(config.get_profile("quick").to_dict(), [later], "quick").read_text())
+    assert set(manifest["notebooks"]) == {"01_synthesis", "02_digitizer"}
+    assert manifest["notebooks"]["02_digitizer"]["git_commit"] == "abc1234"
+    assert "reports/quick/fig.png" in manifest["artefacts"]
 
 
 def test_unknown_profile_and_notebook_filter():
