@@ -1,10 +1,12 @@
-"""Benchmark the classical digitizer: time per page on one core, and SNR per lead.
+"""Benchmark a digitizer: time per page on one core, and SNR per lead.
 
 Usage (from the repository root)::
 
     .venv/bin/python benchmarks/bench_digitize.py            # timing + SNR on the eik-dev pages
     .venv/bin/python benchmarks/bench_digitize.py --render 8 # also 8 pages of our own renderer
                                                              # at severities 0, 0.5 and 1
+    .venv/bin/python benchmarks/bench_digitize.py --method model  # the learned model
+                                                             # (models/default.pt)
 
 Timing pins OpenCV, OpenMP and BLAS to one thread (set before numpy/cv2 are imported), so the
 number is the cost of one page on one core. SNR uses ``ecgnb.metrics`` (Challenge-2024 SNR,
@@ -36,6 +38,7 @@ from ecgnb.paths import EIK_DEV, REAL_ECG  # noqa: E402
 from ecgnb.preprocess import load_image  # noqa: E402
 
 cv2.setNumThreads(1)
+DIGITIZE = digitize_image   # --method picks the classical digitizer or the learned model
 
 
 def eik_truth(json_path: Path) -> np.ndarray:
@@ -71,7 +74,7 @@ def run_eik(limit: int | None = None) -> tuple[dict[str, pd.DataFrame], list[flo
     for jpg in sorted(EIK_DEV.glob("*.jpg"))[:limit]:
         image = load_image(jpg)
         t = time.perf_counter()
-        res = digitize_image(image)
+        res = DIGITIZE(image)
         times.append(time.perf_counter() - t)
         frames[jpg.stem] = score(eik_truth(jpg.with_name(jpg.stem + ".json.gz")), res.signal, 500)
     return frames, times
@@ -99,7 +102,7 @@ def run_render(n_pages: int, severities=(0.0, 0.5, 1.0)) -> dict[float, dict[str
         for sev in severities:
             img = image if sev == 0 else augment_page(image, truth, sev, np.random.default_rng(100 + k))[0]
             try:
-                est = digitize_image(img).signal
+                est = DIGITIZE(img).signal
             except Exception as exc:  # noqa: BLE001 - a benchmark reports failures, never stops
                 print(f"  {hea.stem} severity {sev}: {type(exc).__name__}: {exc}")
                 est = np.full_like(ref, np.nan)
@@ -120,11 +123,31 @@ def table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return out
 
 
+def model_crop(ckpt: dict):
+    """The crop geometry a checkpoint was trained with."""
+    from ecgnb.config import CropConfig
+
+    return CropConfig.from_dict(ckpt["crop"]) if ckpt.get("crop") else CropConfig()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=None, help="only the first N eik-dev pages")
     ap.add_argument("--render", type=int, default=0, help="also score N pages of ecgnb.render")
+    ap.add_argument("--method", choices=("baseline", "model"), default="baseline",
+                    help="classical digitizer (baseline) or the learned model (models/default.pt)")
     args = ap.parse_args(argv)
+    global DIGITIZE
+    if args.method == "model":
+        import torch
+
+        from ecgnb import model
+
+        torch.set_num_threads(1)
+        net, ckpt = model.load_model()
+        crop = model_crop(ckpt)
+        DIGITIZE = lambda image: model.digitize_image(image, model=net, crop_cfg=crop)  # noqa: E731
+    print(f"method: {args.method}")
     pd.set_option("display.width", 120)
     if EIK_DEV.exists():
         frames, times = run_eik(args.limit)
