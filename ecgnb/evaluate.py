@@ -194,11 +194,15 @@ def score_truth_oracle(index: pd.DataFrame, data_dir: Path, fs: int) -> pd.DataF
 
 
 def load_split(profile_name: str, split: str, data_dir: Path | None = None) -> pd.DataFrame:
-    """Rows of the dataset index that belong to ``split``."""
+    """Rows of the dataset index that belong to ``split``, sorted by page name.
+
+    Sorted so that anything drawn from them (a seeded sample, the first records) does not depend
+    on the order in which the dataset was built.
+    """
     from .dataset import load_index
 
     index = load_index(profile_name, data_dir)
-    return index[index["split"] == split]
+    return index[index["split"] == split].sort_values("page", ignore_index=True)
 
 
 def classical_digitizer(layout: str = "3x4+1", fs: int = 500) -> Digitizer:
