@@ -103,10 +103,16 @@ def ink_map(image: np.ndarray, dark: np.ndarray | None = None, blur_px: float = 
     """
     dark = pp.darkness(image) if dark is None else dark
     ink = pp.channel_min(dark).astype(np.float32)
-    if blur_px > 0:
-        k = 2 * int(np.ceil(3 * blur_px)) + 1
-        ink = cv2.GaussianBlur(ink, (1, k), sigmaX=0, sigmaY=blur_px)
+    ink = vertical_blur(ink, blur_px)
     return ink
+
+
+def vertical_blur(a: np.ndarray, blur_px: float) -> np.ndarray:
+    """``a`` blurred along rows only (Gaussian, ``blur_px`` sigma); unchanged when ``blur_px`` <= 0."""
+    if blur_px <= 0:
+        return a
+    k = 2 * int(np.ceil(3 * blur_px)) + 1
+    return cv2.GaussianBlur(a, (1, k), sigmaX=0, sigmaY=blur_px)
 
 
 def crop_offsets_mm(cfg: CropConfig) -> np.ndarray:
@@ -216,10 +222,7 @@ def trace_map(traces: dict, shape: tuple[int, int], blur_px: float = 1.0) -> np.
              for p in traces.values() if len(p) > 1]
     if polys:
         cv2.polylines(canvas, polys, False, 255, 1, cv2.LINE_AA, 8)
-    out = canvas.astype(np.float32) / 255.0
-    if blur_px > 0:
-        k = 2 * int(np.ceil(3 * blur_px)) + 1
-        out = cv2.GaussianBlur(out, (1, k), sigmaX=0, sigmaY=blur_px)
+    out = vertical_blur(canvas.astype(np.float32) / 255.0, blur_px)
     return np.clip(out * 2.0, 0.0, 1.0)   # a 1 px line spread over ~2 rows: bring its peak to ~1
 
 
@@ -254,9 +257,7 @@ def analyse_page_raw(image: np.ndarray, layout: str = "3x4+1", duration_s: float
                         x_end=geom.row_start_x + duration_s * span, panels=boxes, confidence=0.0)
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
     ink = 1.0 - gray / 255.0
-    if blur_px > 0:
-        k = 2 * int(np.ceil(3 * blur_px)) + 1
-        ink = cv2.GaussianBlur(ink, (1, k), sigmaX=0, sigmaY=blur_px)
+    ink = vertical_blur(ink, blur_px)
     return PageAnalysis(upright=image, ink=ink, skew_deg=0.0, grid=grid, layout=lay)
 
 
