@@ -116,6 +116,9 @@ class ModelConfig:
     row_heads: int = 4                # row-attention heads after stage 1: soft-argmax row per column (0: off)
     signal_encoder: bool = True       # build the signal encoder (False: image-only ablation)
     readout_mv: float = 1.6           # mV at the crop's top row (CropConfig half_mm / gain_mm_mv)
+    residual: bool = True             # decode a correction to the classical reading (the trace channel's
+                                      # row centroid per column) instead of the whole signal; needs the
+                                      # trace channel (``ecgnb.train`` turns it off on ink-only crops)
 
     @property
     def latent_len(self) -> int:
@@ -136,6 +139,8 @@ class ModelConfig:
             f"out_samples {self.out_samples} must be a multiple of latent_len {self.latent_len}"
         assert self.crop_height % 2 ** len(self.channels) == 0, \
             f"crop_height {self.crop_height} must be divisible by 2**{len(self.channels)} (one halving per stage)"
+        assert not self.residual or self.in_channels == 2, \
+            "residual needs the trace channel (in_channels 2): set residual=False for ink-only crops"
 
     def to_dict(self) -> dict:
         """Plain dict (tuples as lists), safe for ``torch.load(weights_only=True)``."""
@@ -143,8 +148,9 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        """Inverse of ``to_dict``; a checkpoint saved before ``in_channels`` existed had one."""
-        d = {"in_channels": 1, **d}
+        """Inverse of ``to_dict``; checkpoints saved before ``in_channels`` and ``residual``
+        existed had one channel and no residual."""
+        d = {"in_channels": 1, "residual": False, **d}
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 

@@ -384,6 +384,14 @@ def digitize_image(image: np.ndarray, layout: str = "3x4+1", fs: float = 500,
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ImageError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
     upright, skew, dark = pp.straighten(image)  # dark: shared by grid and trace detection
+    return digitize_straightened(upright, skew, dark, layout, fs, duration_s)
+
+
+def digitize_straightened(upright: np.ndarray, skew: float, dark: np.ndarray,
+                          layout: str = "3x4+1", fs: float = 500,
+                          duration_s: float = 10.0) -> DigitizeResult:
+    """``digitize_image`` after ``preprocess.straighten`` (``upright``, ``skew`` deg, ``dark``),
+    for callers that need the straightened page's darkness too (``ecgnb.panels``)."""
     grid = pp.detect_grid(upright, dark)
     mask = pp.denoise(pp.remove_grid(upright, grid, dark=dark), grid.px_per_mm)
     lay = pp.detect_layout(mask, grid, layout, duration_s, strength=pp.grid_strength(dark))

@@ -9,10 +9,13 @@ inference only the image path runs (``MultimodalECG.predict`` takes no signal).
 
 Beyond the paper (``CropConfig.trace_channel``, on by default): a crop has a second channel, the
 trace the classical digitizer followed, drawn as a line; the image encoder reads ink and that
-reading together and learns where to trust it. A row-attention readout of the trace position is
-supervised directly (``TrainConfig.w_readout``) so the encoder learns early where the trace is.
+reading together and learns where to trust it. With ``ModelConfig.residual`` (default) the
+decoder does not redraw the whole waveform: it adds a correction to that reading, read back from
+the trace channel (``TraceReading``), so the model starts where the classical digitizer stands and
+learns what it gets wrong. A row-attention readout of the trace position may be supervised
+directly (``TrainConfig.w_readout``) so the encoder learns early where the trace is.
 
-Read top to bottom: small parts (ConvBlock2d, ResBlock1d), the config, the three parts, the
+Read top to bottom: small parts (ConvBlock2d, ResBlock1d, RowAttention, TraceReading), the three parts, the
 whole model, then inference on pages (``digitize_image``) and checkpoints.
 
 Shapes: ``B`` batch, ``H x W`` crop rows x columns, ``T`` output samples, ``L`` latent steps,
@@ -86,6 +89,35 @@ def _temporal_stack(channels: int, cfg: "ModelConfig") -> nn.Sequential:
     """``cfg.n_blocks`` ResBlock1d with dilations 1, 2, 4, ... (wide context along time)."""
     return nn.Sequential(*[ResBlock1d(channels, cfg.kernel_size, 2 ** (i % 4), cfg.dropout)
                            for i in range(cfg.n_blocks)])
+
+
+class TraceReading(nn.Module):
+    """The classical digitizer's reading, read back from the trace channel: ``(B, T)`` mV.
+
+    Per crop column, the centroid of the trace line (channel 1, weights sharpened by ``power`` so
+    a neighbour's faint line barely moves it) in mV (``readout_mv`` at the top row), 0 mV where
+    the column holds less than ``min_mass`` of line (nothing traced there); then linear
+    interpolation from column times (``j * W / T`` samples) to the ``T`` output samples.
+    Fixed, no parameters: with ``ModelConfig.residual`` the decoder adds its output to this.
+    """
+
+    def __init__(self, cfg: ModelConfig, power: float = 4.0, min_mass: float = 0.2):
+        super().__init__()
+        self.power, self.min_mass = power, min_mass
+        rows = torch.linspace(cfg.readout_mv, -cfg.readout_mv, cfg.crop_height)
+        self.register_buffer("rows", rows.view(1, -1, 1), persistent=False)
+        j = torch.arange(cfg.out_samples, dtype=torch.float64) * cfg.crop_width / cfg.out_samples
+        j0 = j.floor().long().clamp(max=cfg.crop_width - 1)
+        self.register_buffer("j0", j0, persistent=False)
+        self.register_buffer("j1", (j0 + 1).clamp(max=cfg.crop_width - 1), persistent=False)
+        self.register_buffer("frac", (j - j0).clamp(0, 1).float(), persistent=False)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        line = image[:, 1].clamp(min=0.0)                      # (B, H, W)
+        w = line ** self.power
+        pos = (w * self.rows).sum(1) / w.sum(1).clamp(min=1e-6)  # (B, W) mV
+        pos = torch.where(line.sum(1) >= self.min_mass, pos, torch.zeros_like(pos))
+        return pos[:, self.j0] * (1 - self.frac) + pos[:, self.j1] * self.frac  # (B, T)
 
 
 # --------------------------------------------------------------------------------------------
@@ -229,7 +261,12 @@ class WaveformDecoder(nn.Module):
 # --------------------------------------------------------------------------------------------
 
 class MultimodalECG(nn.Module):
-    """Image encoder + signal encoder -> shared latent -> waveform decoder."""
+    """Image encoder + signal encoder -> shared latent -> waveform decoder.
+
+    With ``cfg.residual`` the shared latent encodes the *correction* to the classical reading
+    (``TraceReading`` of the image): the image path outputs reading + decoded correction, and the
+    signal encoder sees the signal minus that reading (what the classical digitizer missed).
+    """
 
     def __init__(self, cfg: ModelConfig = ModelConfig()):
         super().__init__()
@@ -238,6 +275,16 @@ class MultimodalECG(nn.Module):
         self.image_encoder = ImageEncoder(cfg)
         self.signal_encoder = SignalEncoder(cfg) if cfg.signal_encoder else None
         self.decoder = WaveformDecoder(cfg)
+        self.reading = TraceReading(cfg) if cfg.residual else None
+        if cfg.residual:   # start exactly at the classical reading: a zero correction
+            nn.init.zeros_(self.decoder.out.weight)
+            nn.init.zeros_(self.decoder.out.bias)
+
+    def base(self, image: torch.Tensor) -> torch.Tensor:
+        """``(B, T)`` mV the decoder's output is added to: the classical reading, or 0."""
+        if self.reading is None:
+            return image.new_zeros(image.shape[0], self.cfg.out_samples)
+        return self.reading(image)
 
     def _latent(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """``(z, mu, logvar)`` from an encoder output; z is sampled only when variational and training."""
@@ -270,15 +317,24 @@ class MultimodalECG(nn.Module):
         """
         h, readout = self.image_encoder.forward_with_readout(image)
         z, mu, logvar = self._latent(h)
-        out = {"recon_image": self.decode(z), "z_image": z, "mu_image": mu, "logvar_image": logvar,
-               "readout_image": readout}
+        base = self.base(image)                                  # (B, T) mV
+        out = {"recon_image": base + self.decode(z), "z_image": z, "mu_image": mu,
+               "logvar_image": logvar, "readout_image": readout, "base": base}
         if signal is not None and self.signal_encoder is not None:
-            assert signal.shape[0] == image.shape[0], \
-                f"image batch {image.shape[0]} and signal batch {signal.shape[0]} differ"
-            zs, mus, logvars = self.encode_signal(signal)
-            out.update(recon_signal=self.decode(zs), z_signal=zs, mu_signal=mus,
+            assert signal.shape == base.shape, \
+                f"signal must be (B, {self.cfg.out_samples}) mV with the image's batch " \
+                f"{image.shape[0]}, got {tuple(signal.shape)}"
+            zs, mus, logvars = self.encode_signal(signal - base)
+            out.update(recon_signal=base + self.decode(zs), z_signal=zs, mu_signal=mus,
                        logvar_signal=logvars)
         return out
+
+    @torch.no_grad()
+    def reconstruct_signal(self, image: torch.Tensor, signal: torch.Tensor) -> torch.Tensor:
+        """The signal autoencoder's output ``(B, T)`` mV (latent mean); ``image`` gives the reading
+        a residual model encodes the signal against. A training diagnostic, not inference."""
+        base = self.base(image)
+        return base + self.decode(self.encode_signal(signal - base)[1])
 
     @torch.no_grad()
     def predict(self, image_batch: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
@@ -287,8 +343,10 @@ class MultimodalECG(nn.Module):
         self.eval()
         try:
             dev = next(self.parameters()).device
-            outs = [self.decode(self.encode_image(image_batch[i:i + batch_size].to(dev))[1]).cpu()
-                    for i in range(0, image_batch.shape[0], batch_size)]
+            outs = []
+            for i in range(0, image_batch.shape[0], batch_size):
+                x = image_batch[i:i + batch_size].to(dev)
+                outs.append((self.base(x) + self.decode(self.encode_image(x)[1])).cpu())
         finally:
             self.train(was)
         return torch.cat(outs) if outs else torch.zeros(0, self.cfg.out_samples)
@@ -298,7 +356,7 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
     """Trainable parameters per part (``image_encoder``, ``signal_encoder``, ``decoder``) and ``total``."""
     m = getattr(model, "module", model)          # unwrap DDP
     parts = {name: sum(p.numel() for p in child.parameters() if p.requires_grad)
-             for name, child in m.named_children()}
+             for name, child in m.named_children() if name != "reading"}   # reading: fixed, none
     parts.setdefault("signal_encoder", 0)
     parts["total"] = sum(p.numel() for p in m.parameters() if p.requires_grad)
     return parts

@@ -205,11 +205,13 @@ def analyse_page(image: np.ndarray, layout: str = "3x4+1", duration_s: float = 1
     every trace; the crops are cut from the straightened page and may carry the traces as a
     second channel. Raises ``ImageError`` (not an ECG page) or ``LayoutError``.
     """
-    from .digitize import digitize_image
+    from .digitize import digitize_straightened
 
-    result = digitize_image(image, layout, duration_s=duration_s)
-    upright = result.upright
-    return PageAnalysis(upright=upright, ink=ink_map(upright, blur_px=blur_px),
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ImageError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+    upright, skew, dark = pp.straighten(image)
+    result = digitize_straightened(upright, skew, dark, layout, duration_s=duration_s)
+    return PageAnalysis(upright=upright, ink=ink_map(upright, dark, blur_px),
                         skew_deg=result.skew_deg, grid=result.grid, layout=result.layout,
                         trace_ink=trace_map(result.traces, upright.shape[:2], blur_px),
                         classical=result)

@@ -162,7 +162,8 @@ def evaluate(model: MultimodalECG, X: np.ndarray, Y: np.ndarray, batch_size: int
         was = model.training
         model.eval()
         dev = next(model.parameters()).device
-        rec = torch.cat([model.decode(model.encode_signal(y[i:i + batch_size].to(dev))[1]).cpu()
+        rec = torch.cat([model.reconstruct_signal(x[i:i + batch_size].to(dev),
+                                                  y[i:i + batch_size].to(dev)).cpu()
                          for i in range(0, len(y), batch_size)])
         model.train(was)
         out["val_snr_signal_db"] = mean_snr_db(Y, rec.numpy())
@@ -241,8 +242,10 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, train_arrays, val_arra
     Xtr, Ytr, crop = _unpack(train_arrays)
     Xva, Yva, _ = _unpack(val_arrays)
     # The crops decide the input channels (ink [+ classical trace]); the variant the encoders.
+    # The residual reading needs the trace channel, so ink-only crops (ablations) decode directly.
     model_cfg = dataclasses.replace(model_cfg, signal_encoder=train_cfg.multimodal,
-                                    in_channels=int(Xtr.shape[1]))
+                                    in_channels=int(Xtr.shape[1]),
+                                    residual=model_cfg.residual and int(Xtr.shape[1]) == 2)
     assert Xtr.shape[2:] == (model_cfg.crop_height, model_cfg.crop_width), \
         f"crops are {Xtr.shape[2:]} but the model expects {(model_cfg.crop_height, model_cfg.crop_width)}"
     assert Ytr.shape[1] == model_cfg.out_samples, \
@@ -266,10 +269,12 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, train_arrays, val_arra
     last, best = run_dir / "last.pt", run_dir / "best.pt"
     if resume and last.exists():
         ckpt = torch.load(last, map_location=info.device, weights_only=True)
+        saved = {"model_cfg": ModelConfig.from_dict(ckpt["model_cfg"]).to_dict(),
+                 "train_cfg": ckpt["train_cfg"]}   # from_dict: fields added since then get their old value
         for name, mine in (("model_cfg", model_cfg.to_dict()), ("train_cfg", train_cfg.to_dict())):
-            if _comparable(ckpt[name]) != _comparable(mine):
-                diff = {k: (ckpt[name].get(k), v) for k, v in _comparable(mine).items()
-                        if ckpt[name].get(k) != v}
+            if _comparable(saved[name]) != _comparable(mine):
+                diff = {k: (saved[name].get(k), v) for k, v in _comparable(mine).items()
+                        if saved[name].get(k) != v}
                 raise IncompatibleRunError(f"{last} was made with another {name} (saved, given: "
                                            f"{diff}); use a new run_dir or resume=False")
         core.load_state_dict(ckpt["model"])

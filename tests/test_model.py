@@ -11,7 +11,8 @@ from ecgnb.model import (ImageEncoder, ModelConfig, MultimodalECG, SignalEncoder
 
 # Tiny geometry: 32 rows x 100 columns (0.5 s at 200 col/s) -> 250 samples (500 Hz).
 TINY = ModelConfig(crop_height=32, crop_width=100, out_samples=250, channels=(4, 8),
-                   width_strides=(2, 2), hidden=8, latent_dim=4, n_blocks=1, in_channels=1)
+                   width_strides=(2, 2), hidden=8, latent_dim=4, n_blocks=1, in_channels=1,
+                   residual=False)
 
 
 @pytest.fixture(autouse=True)
@@ -147,7 +148,8 @@ def test_digitize_image_places_every_panel():
     signal = 0.8 * np.sin(2 * np.pi * 1.2 * t)[:, None] * np.linspace(-1, 1, 12)[None, :]
     image, truth = render_page(signal, 500, PaperConfig(), np.random.default_rng(0))
     crop = CropConfig(height=32, window_s=0.5)        # 32 x 100 crops -> 250 samples, as TINY
-    tiny = ModelConfig(**{**TINY.__dict__, "in_channels": crop.channels})   # ink + classical trace
+    tiny = ModelConfig(**{**TINY.__dict__, "in_channels": crop.channels,   # ink + classical trace
+                          "residual": True})
     result = digitize_image(image, model=MultimodalECG(tiny), crop_cfg=crop)
     assert result.signal.shape == (5000, 12)
     assert result.n_crops == 12 * 5 + 20                 # 2.5 s panels and the 10 s strip, 0.5 s windows
@@ -162,9 +164,49 @@ def test_digitize_image_places_every_panel():
 def test_configs_of_older_checkpoints_load_as_one_channel():
     from ecgnb.config import CropConfig
 
-    old = {k: v for k, v in ModelConfig().to_dict().items() if k != "in_channels"}
+    old = {k: v for k, v in ModelConfig().to_dict().items() if k not in ("in_channels", "residual")}
     assert ModelConfig.from_dict(old).in_channels == 1
+    assert ModelConfig.from_dict(old).residual is False
     assert ModelConfig.from_dict(ModelConfig().to_dict()) == ModelConfig()
     crop = {k: v for k, v in CropConfig().to_dict().items() if k != "trace_channel"}
     assert CropConfig.from_dict(crop).channels == 1
     assert CropConfig.from_dict(CropConfig().to_dict()) == CropConfig()
+
+
+def _line_crops(Y: np.ndarray, height: int = 32, width: int = 100, mv_top: float = 1.6):
+    """``(B, 2, H, W)`` crops whose trace channel is a thin line at ``Y`` (``(B, T)`` mV)."""
+    rows = np.linspace(mv_top, -mv_top, height)[None, :, None]                  # (1, H, 1) mV
+    cols = np.stack([np.interp(np.arange(width) * Y.shape[1] / width, np.arange(Y.shape[1]), y)
+                     for y in Y])[:, None, :]                                     # (B, 1, W) mV
+    line = np.exp(-0.5 * ((rows - cols) / (2 * mv_top / (height - 1))) ** 2)   # ~1 row wide
+    return torch.from_numpy(np.stack([line, line], axis=1).astype(np.float32))
+
+
+def test_trace_reading_recovers_the_drawn_line():
+    from ecgnb.model import TraceReading
+
+    t = np.arange(250) / 500
+    Y = np.stack([0.8 * np.sin(2 * np.pi * 2 * t), -0.5 + 0.3 * t]).astype(np.float32)
+    cfg = ModelConfig(**{**TINY.__dict__, "in_channels": 2, "residual": True})
+    got = TraceReading(cfg)(_line_crops(Y)).numpy()
+    assert got.shape == (2, 250)
+    assert np.abs(got - Y).max() < 0.05            # well under one crop row (0.1 mV)
+    empty = torch.zeros(1, 2, 32, 100)
+    assert TraceReading(cfg)(empty).abs().max() == 0   # nothing traced: 0 mV, not NaN
+
+
+def test_residual_model_adds_the_decoder_to_the_reading_and_ignores_the_signal():
+    cfg = ModelConfig(**{**TINY.__dict__, "in_channels": 2, "residual": True})
+    model = MultimodalECG(cfg).eval()
+    t = np.arange(250) / 500
+    Y = np.stack([0.6 * np.sin(2 * np.pi * 3 * t)] * 2).astype(np.float32)
+    x = _line_crops(Y)
+    base = model.reading(x)
+    out = model(x, torch.from_numpy(Y))
+    torch.testing.assert_close(out["recon_image"], base + model.decode(out["mu_image"]))
+    torch.testing.assert_close(model.predict(x), out["recon_image"])
+    torch.testing.assert_close(model(x, torch.randn(2, 250))["recon_image"], out["recon_image"])
+    # the signal path encodes what the reading missed
+    torch.testing.assert_close(out["z_signal"], model.encode_signal(torch.from_numpy(Y) - base)[0])
+    with pytest.raises(AssertionError, match="residual needs the trace channel"):
+        MultimodalECG(ModelConfig(**{**TINY.__dict__, "in_channels": 1, "residual": True}))

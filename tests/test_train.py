@@ -12,7 +12,8 @@ from ecgnb.model import ModelConfig, load_model
 from ecgnb.train import TrainConfig, crop_snr_db, lr_at, mean_snr_db, train
 
 TINY = ModelConfig(crop_height=32, crop_width=100, out_samples=250, channels=(4, 8),
-                   width_strides=(2, 2), hidden=8, latent_dim=4, n_blocks=1, in_channels=1)
+                   width_strides=(2, 2), hidden=8, latent_dim=4, n_blocks=1, in_channels=1,
+                   residual=False)
 FAST = TrainConfig(epochs=3, batch_size=8, lr=3e-3, threads=1, device="cpu", patience=100)
 
 
@@ -122,6 +123,25 @@ def test_determinism_by_seed(data, tmp_path):
     assert runs[0]["best_val_snr_db"] == runs[1]["best_val_snr_db"]
     assert logs[0][-1]["loss"] != logs[2][-1]["loss"]
     assert float(logs[0][0]["loss_kl"]) > 0
+
+
+def test_residual_reading_follows_the_crops(data, tmp_path):
+    """Two-channel crops train a residual model; ink-only crops cannot, so it is turned off."""
+    (X, Y), (Xv, Yv) = data
+    cfg = dataclasses.replace(TINY, residual=True)
+    one = dataclasses.replace(FAST, epochs=1)
+    train(cfg, one, (np.concatenate([X, X], 1), Y), (np.concatenate([Xv, Xv], 1), Yv),
+          tmp_path / "two", progress=False)
+    model, ckpt = load_model(tmp_path / "two" / "best.pt")
+    assert model.cfg.residual and model.cfg.in_channels == 2
+    train(cfg, FAST, (X, Y), (Xv, Yv), tmp_path / "ink", progress=False, max_epochs=1)
+    assert not load_model(tmp_path / "ink" / "best.pt")[0].cfg.residual
+    # and a run saved before ``residual`` existed resumes (the field reads as off)
+    ck = torch.load(tmp_path / "ink" / "last.pt", weights_only=True)
+    del ck["model_cfg"]["residual"]
+    torch.save(ck, tmp_path / "ink" / "last.pt")
+    s = train(cfg, FAST, (X, Y), (Xv, Yv), tmp_path / "ink", progress=False)
+    assert s["epochs_run"] == FAST.epochs
 
 
 def test_image_only_ablation(data, tmp_path):
