@@ -55,13 +55,15 @@ class CropConfig:
     """Geometry of one crop and its target."""
 
     height: int = 96            # rows per crop
-    half_mm: float = 16.0       # mm above (and below) the 0 mV line the crop spans (1.6 mV at 10 mm/mV)
+    half_mm: float = 24.0       # mm above (and below) the 0 mV line the crop spans (2.4 mV at 10 mm/mV);
+                                # at 16 mm a quarter of the crops had QRS peaks outside the crop
     cols_per_s: int = 200       # crop columns per second of record (page: ~197 px/s at 200 dpi)
     window_s: float = 2.5       # s per crop; longer panels are cut into windows of this length
     fs: int = 500               # Hz, sampling rate of the target signal
     gain_mm_mv: float = 10.0    # mm/mV, printed amplitude scale
     speed_mm_s: float = 25.0    # mm/s, printed paper speed
-    blur_px: float = 1.0        # px, vertical Gaussian sigma on the ink map before sampling (anti-alias)
+    blur_px: float = 2.0        # px, vertical Gaussian sigma on the ink map before sampling (anti-alias:
+                                # crop rows are 0.5 mm, ~4 px at 200 dpi, apart)
     preprocess: bool = True     # False: ablation "without preprocessing": the page as given (no
                                 # deskew, grid kept), panels at the renderer's template positions
     trace_channel: bool = True  # add a 2nd channel: the classical digitizer's trace drawn as a line
@@ -115,7 +117,7 @@ class ModelConfig:
     coord_channel: bool = True        # add a fixed row-position channel to the image (CoordConv)
     row_heads: int = 4                # row-attention heads after stage 1: soft-argmax row per column (0: off)
     signal_encoder: bool = True       # build the signal encoder (False: image-only ablation)
-    readout_mv: float = 1.6           # mV at the crop's top row (CropConfig half_mm / gain_mm_mv)
+    readout_mv: float = 2.4           # mV at the crop's top row (CropConfig half_mm / gain_mm_mv)
     residual: bool = True             # decode a correction to the classical reading (the trace channel's
                                       # row centroid per column) instead of the whole signal; needs the
                                       # trace channel (``ecgnb.train`` turns it off on ink-only crops)

@@ -94,14 +94,15 @@ def _temporal_stack(channels: int, cfg: "ModelConfig") -> nn.Sequential:
 class TraceReading(nn.Module):
     """The classical digitizer's reading, read back from the trace channel: ``(B, T)`` mV.
 
-    Per crop column, the centroid of the trace line (channel 1, weights sharpened by ``power`` so
-    a neighbour's faint line barely moves it) in mV (``readout_mv`` at the top row), 0 mV where
-    the column holds less than ``min_mass`` of line (nothing traced there); then linear
-    interpolation from column times (``j * W / T`` samples) to the ``T`` output samples.
+    Per crop column, the centroid of the trace mark (channel 1, one Gaussian per column, see
+    ``ecgnb.panels.trace_crop``; ``power`` > 1 would sharpen the weights) in mV (``readout_mv``
+    at the top row), 0 mV where the column holds less than ``min_mass`` of mark (nothing traced
+    there); then linear interpolation from column times (``j * W / T`` samples) to the ``T``
+    output samples.
     Fixed, no parameters: with ``ModelConfig.residual`` the decoder adds its output to this.
     """
 
-    def __init__(self, cfg: ModelConfig, power: float = 4.0, min_mass: float = 0.2):
+    def __init__(self, cfg: ModelConfig, power: float = 1.0, min_mass: float = 0.2):
         super().__init__()
         self.power, self.min_mass = power, min_mass
         rows = torch.linspace(cfg.readout_mv, -cfg.readout_mv, cfg.crop_height)

@@ -13,7 +13,8 @@ removed by ``ecgnb.preprocess.darkness``) sampled on a fixed physical grid aroun
   into ``window_s`` windows.
 
 With ``trace_channel`` (the default) a crop has a second channel on the same sampling grid: the
-trace the classical digitizer (``ecgnb.digitize``) followed on that page, drawn as a thin line.
+trace the classical digitizer (``ecgnb.digitize``) followed in that panel, drawn as a thin line
+in crop coordinates (``trace_crop``).
 The model then reads the ink with the classical reading beside it and learns where to trust it.
 
 The target of a crop is the signal (mV) of its lead over ``[t0_s, t0_s + window_s)``, at ``fs`` Hz
@@ -46,7 +47,7 @@ from .errors import EcgnbError, ImageError, SignalError
 from .io import load_page
 from .leads import LEAD_INDEX
 
-CACHE_VERSION = 2   # bump when crops change meaning, so old caches are rebuilt
+CACHE_VERSION = 3   # bump when crops change meaning, so old caches are rebuilt
 
 
 
@@ -86,7 +87,6 @@ class PageAnalysis:
     skew_deg: float             # deg (CCW) removed by deskew
     grid: pp.GridInfo
     layout: pp.LayoutInfo
-    trace_ink: np.ndarray | None = None  # (H, W) float32 0..1, the classical traces drawn as lines
     classical: object = None    # ecgnb.digitize.DigitizeResult of the page, when it was run
 
 
@@ -137,18 +137,20 @@ def crops_from_layout(analysis: PageAnalysis, cfg: CropConfig = CropConfig()) ->
     g = analysis.grid
     dy_mm = crop_offsets_mm(cfg)
     out = []
-    for box in analysis.layout.panels:
+    for i, box in enumerate(analysis.layout.panels):
         px_per_s = (box.x1 - box.x0) / (box.t1_s - box.t0_s)
         for ta in _windows(box.t0_s, box.t1_s, cfg.window_s):
             xs = box.x0 + (ta - box.t0_s + np.arange(cfg.width) / cfg.cols_per_s) * px_per_s  # (W,)
             ys = box.baseline_at(xs)[None, :] - dy_mm[:, None] * g.px_per_mm_y               # (H, W)
             X = np.broadcast_to(xs, ys.shape)
             crop = sample_crop(analysis.ink, X, ys)
-            if cfg.channels == 2:
-                if analysis.trace_ink is None:
-                    raise ValueError("trace_channel crops need analyse_page's classical traces")
-                crop = np.stack([crop, sample_crop(analysis.trace_ink, X, ys)])   # (2, H, W)
             xa = box.x0 + (ta - box.t0_s) * px_per_s
+            if cfg.channels == 2:
+                if analysis.classical is None:
+                    raise ValueError("trace_channel crops need analyse_page's classical traces")
+                line = trace_crop(analysis.classical.traces.get(i, np.zeros((0, 2))), xa, px_per_s,
+                                  box, g.px_per_mm_y, cfg)
+                crop = np.stack([crop, line])                                      # (2, H, W)
             out.append(PanelCrop(crop=crop, lead=box.lead, row=box.row, col=box.col,
                                  rhythm=box.rhythm, t0_s=ta, t1_s=ta + cfg.window_s, x0=float(xa),
                                  x1=float(xa + cfg.window_s * px_per_s),
@@ -213,19 +215,34 @@ def analyse_page(image: np.ndarray, layout: str = "3x4+1", duration_s: float = 1
     result = digitize_straightened(upright, skew, dark, layout, duration_s=duration_s)
     return PageAnalysis(upright=upright, ink=ink_map(upright, dark, blur_px),
                         skew_deg=result.skew_deg, grid=result.grid, layout=result.layout,
-                        trace_ink=trace_map(result.traces, upright.shape[:2], blur_px),
                         classical=result)
 
 
-def trace_map(traces: dict, shape: tuple[int, int], blur_px: float = 1.0) -> np.ndarray:
-    """``(H, W)`` float32 0..1: the traces (``{panel: (n, 2) x, y px}``) drawn as 1 px AA lines."""
-    canvas = np.zeros(shape, np.uint8)
-    polys = [np.round(np.asarray(p, float) * 256).astype(np.int32).reshape(-1, 1, 2)
-             for p in traces.values() if len(p) > 1]
-    if polys:
-        cv2.polylines(canvas, polys, False, 255, 1, cv2.LINE_AA, 8)
-    out = vertical_blur(canvas.astype(np.float32) / 255.0, blur_px)
-    return np.clip(out * 2.0, 0.0, 1.0)   # a 1 px line spread over ~2 rows: bring its peak to ~1
+def trace_crop(points: np.ndarray, xa: float, px_per_s: float, box, px_per_mm_y: float,
+               cfg: CropConfig, sigma_rows: float = 0.7) -> np.ndarray:
+    """``(height, width)`` float32 0..1: one panel's classical reading, one mark per crop column.
+
+    ``points`` are the trace's ``(n, 2)`` x, y px on the upright page, ``xa`` the page x of the
+    crop's first column and ``px_per_s`` the panel's px per second. Each column where the trace
+    runs gets a small vertical Gaussian (``sigma_rows``) centred on the trace's row interpolated
+    at that column, so the reading keeps its sub-row precision and its peaks (a drawn polyline
+    would fill a steep stroke and blur which row belongs to the column) and no neighbour's trace
+    shows. ``ecgnb.model.TraceReading`` reads it back as the column's centroid.
+    """
+    canvas = np.zeros((cfg.height, cfg.width), np.float32)
+    pts = np.asarray(points, float)
+    if len(pts) < 2:
+        return canvas
+    pts = pts[np.argsort(pts[:, 0], kind="stable")]
+    col = (pts[:, 0] - xa) / px_per_s * cfg.cols_per_s
+    mm = (box.baseline_at(pts[:, 0]) - pts[:, 1]) / px_per_mm_y          # mm above the 0 mV line
+    row = (cfg.half_mm - mm) / (2 * cfg.half_mm) * (cfg.height - 1)
+    j = np.arange(cfg.width)
+    on = (j >= col[0]) & (j <= col[-1])
+    r = np.interp(j, col, row)                                           # (W,) crop rows
+    rows = np.arange(cfg.height)[:, None]
+    canvas[:, on] = np.exp(-0.5 * ((rows - r[None, on]) / sigma_rows) ** 2)
+    return canvas
 
 
 def analyse_page_raw(image: np.ndarray, layout: str = "3x4+1", duration_s: float = 10.0,

@@ -246,6 +246,8 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, train_arrays, val_arra
     model_cfg = dataclasses.replace(model_cfg, signal_encoder=train_cfg.multimodal,
                                     in_channels=int(Xtr.shape[1]),
                                     residual=model_cfg.residual and int(Xtr.shape[1]) == 2)
+    if crop:   # the crops' vertical span sets the mV of the top row
+        model_cfg = dataclasses.replace(model_cfg, readout_mv=crop["half_mm"] / crop["gain_mm_mv"])
     assert Xtr.shape[2:] == (model_cfg.crop_height, model_cfg.crop_width), \
         f"crops are {Xtr.shape[2:]} but the model expects {(model_cfg.crop_height, model_cfg.crop_width)}"
     assert Ytr.shape[1] == model_cfg.out_samples, \

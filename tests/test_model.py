@@ -41,6 +41,7 @@ def test_default_config_matches_default_crops():
     crop, cfg = CropConfig(), ModelConfig()
     assert (crop.height, crop.width, crop.n_samples) == (cfg.crop_height, cfg.crop_width,
                                                           cfg.out_samples)
+    assert cfg.readout_mv == crop.half_mm / crop.gain_mm_mv
 
 
 def test_wrong_shapes_fail_with_a_message():
@@ -173,7 +174,7 @@ def test_configs_of_older_checkpoints_load_as_one_channel():
     assert CropConfig.from_dict(CropConfig().to_dict()) == CropConfig()
 
 
-def _line_crops(Y: np.ndarray, height: int = 32, width: int = 100, mv_top: float = 1.6):
+def _line_crops(Y: np.ndarray, height: int = 32, width: int = 100, mv_top: float = TINY.readout_mv):
     """``(B, 2, H, W)`` crops whose trace channel is a thin line at ``Y`` (``(B, T)`` mV)."""
     rows = np.linspace(mv_top, -mv_top, height)[None, :, None]                  # (1, H, 1) mV
     cols = np.stack([np.interp(np.arange(width) * Y.shape[1] / width, np.arange(Y.shape[1]), y)
