@@ -13,8 +13,8 @@ removed by ``ecgnb.preprocess.darkness``) sampled on a fixed physical grid aroun
   into ``window_s`` windows.
 
 With ``trace_channel`` (the default) a crop has a second channel on the same sampling grid: the
-trace the classical digitizer (``ecgnb.digitize``) followed in that panel, drawn as a thin line
-in crop coordinates (``trace_crop``).
+trace the classical digitizer (``ecgnb.digitize``) followed in that panel, one mark per column
+drawn in crop coordinates (``trace_crop``).
 The model then reads the ink with the classical reading beside it and learns where to trust it.
 
 The target of a crop is the signal (mV) of its lead over ``[t0_s, t0_s + window_s)``, at ``fs`` Hz

@@ -39,6 +39,10 @@ def test_update_readme_replaces_only_the_marked_block(tmp_path):
     assert "(`multimodal`) reaches 15.50 dB aligned / 13.00 dB unaligned" in text
     assert "above the classical digitizer's 14.00 / 12.00 dB" in text
     assert "scores 12.50 dB against the paper's 9.53 dB" in text
+    # a gap under report.PARITY_DB is not called a lead
+    report.write_table(pd.DataFrame({"snr_db": [15.4, 15.5], "snr_db_unaligned": [12.0, 13.0]},
+                                    index=methods), rep / "05_test_summary")
+    assert "level with the classical digitizer's 15.40" in report.headline(rep)
 
 
 def test_update_readme_needs_markers(tmp_path):
