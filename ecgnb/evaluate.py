@@ -18,6 +18,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import io, paths
+from .dataset import load_index, load_page
 from .errors import EcgnbError, MissingInputError
 from .leads import LEAD_NAMES, canonical_lead
 from .metrics import record_metrics
@@ -369,15 +370,13 @@ def failure_items(table: pd.DataFrame, method: str, digitize: Digitizer, data_di
 
 def load_index_rows(table: pd.DataFrame, data_dir: Path) -> pd.DataFrame:
     """The dataset index rows (by page) of the pages in ``table``."""
-    index = pd.read_csv(Path(data_dir) / "index.csv").set_index("page")
+    index = load_index(Path(data_dir).name, data_dir).set_index("page")
     return index.loc[sorted(set(table["page"]))]
 
 
 def page_signals(page: str, digitize: Digitizer, data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """``(reference, estimate)`` mV of one dataset page, digitized again by ``digitize``."""
-    index = pd.read_csv(Path(data_dir) / "index.csv").set_index("page")
-    rel = Path(index.loc[page, "path"])
-    image, reference, _ = io.load_page(Path(data_dir) / rel.parent, rel.name)
+    image, reference, _ = load_page(Path(data_dir).name, page, data_dir)
     result = digitize(image)
     return reference, getattr(result, "signal", result)
 

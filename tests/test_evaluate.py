@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -127,3 +129,21 @@ def test_failure_gallery_and_histogram_draw():
                                       "severity")):
         assert fig.axes
         plt.close(fig)
+
+
+def test_page_signals_and_index_rows_read_a_built_dataset(tmp_path):
+    from ecgnb import config
+    from ecgnb.dataset import build_dataset, load_index
+
+    profile = config.with_overrides(config.get_profile("quick"), n_synthetic=2, use_real=False)
+    profile = dataclasses.replace(profile, data=dataclasses.replace(
+        profile.data, severities=(0.0,), show_progress=False))
+    build_dataset(profile, tmp_path / "tiny", log=lambda *_: None)
+    page = load_index("tiny", tmp_path / "tiny")["page"].iloc[0]
+    rows = evaluate.load_index_rows(pd.DataFrame({"page": [page, page]}), tmp_path / "tiny")
+    assert list(rows.index) == [page]
+    flat = lambda image: np.zeros((5000, 12))   # noqa: E731  (a digitizer that reads nothing)
+    reference, estimate = evaluate.page_signals(page, flat, tmp_path / "tiny")
+    assert reference.shape == estimate.shape == (5000, 12) and np.isfinite(reference).any()
+    with pytest.raises(evaluate.MissingInputError):
+        evaluate.page_signals(page, flat, tmp_path / "absent")
