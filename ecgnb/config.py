@@ -56,7 +56,7 @@ class CropConfig:
 
     height: int = 96            # rows per crop
     half_mm: float = 24.0       # mm above (and below) the 0 mV line the crop spans (2.4 mV at 10 mm/mV);
-                                # at 16 mm a quarter of the crops had QRS peaks outside the crop
+                                # at 16 mm, 12 % of the reference val crops had peaks outside the crop
     cols_per_s: int = 200       # crop columns per second of record (page: ~197 px/s at 200 dpi)
     window_s: float = 2.5       # s per crop; longer panels are cut into windows of this length
     fs: int = 500               # Hz, sampling rate of the target signal
