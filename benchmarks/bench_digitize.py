@@ -123,13 +123,6 @@ def table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return out
 
 
-def model_crop(ckpt: dict):
-    """The crop geometry a checkpoint was trained with."""
-    from ecgnb.config import CropConfig
-
-    return CropConfig.from_dict(ckpt["crop"]) if ckpt.get("crop") else CropConfig()
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=None, help="only the first N eik-dev pages")
@@ -145,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(1)
         net, ckpt = model.load_model()
-        crop = model_crop(ckpt)
+        crop = model.checkpoint_crop(ckpt)
         DIGITIZE = lambda image: model.digitize_image(image, model=net, crop_cfg=crop)  # noqa: E731
     print(f"method: {args.method}")
     pd.set_option("display.width", 120)

@@ -23,8 +23,8 @@ import cv2
 import numpy as np
 
 from . import preprocess as pp
-from .errors import EcgnbError, ImageError, LayoutError, MissingInputError
-from .io import commit_files, staging_dir, write_png, write_wfdb, write_json
+from .errors import EcgnbError, LayoutError, MissingInputError
+from .io import check_rgb, commit_files, staging_dir, write_png, write_wfdb, write_json
 from .leads import LEAD_INDEX, LEAD_NAMES
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -381,8 +381,7 @@ def digitize_image(image: np.ndarray, layout: str = "3x4+1", fs: float = 500,
     only fills samples the strip missed. Raises ``ImageError`` (not an ECG page) or
     ``LayoutError`` (page does not match ``layout``).
     """
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ImageError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+    check_rgb(image)
     upright, skew, dark = pp.straighten(image)  # dark: shared by grid and trace detection
     return digitize_straightened(upright, skew, dark, layout, fs, duration_s)
 

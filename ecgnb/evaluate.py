@@ -200,8 +200,6 @@ def load_split(profile_name: str, split: str, data_dir: Path | None = None) -> p
     Sorted so that anything drawn from them (a seeded sample, the first records) does not depend
     on the order in which the dataset was built.
     """
-    from .dataset import load_index
-
     index = load_index(profile_name, data_dir)
     return index[index["split"] == split].sort_values("page", ignore_index=True)
 
@@ -218,9 +216,7 @@ def model_digitizer(checkpoint: str | Path, layout: str = "3x4+1", fs: int = 500
     from . import model as model_lib
 
     net, ckpt = model_lib.load_model(checkpoint)
-    from .config import CropConfig
-
-    crop = CropConfig.from_dict(ckpt["crop"]) if ckpt.get("crop") else None
+    crop = model_lib.checkpoint_crop(ckpt)
     return lambda image: model_lib.digitize_image(image, layout=layout, fs=fs, model=net,
                                                   crop_cfg=crop)
 

@@ -106,10 +106,15 @@ def _json_default(obj):
     raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
 
 
-def write_png(path: Path, image: np.ndarray) -> Path:
-    """Write an RGB ``(H, W, 3)`` uint8 image as PNG (not atomic by itself; stage it)."""
+def check_rgb(image: np.ndarray) -> None:
+    """Raise ``ImageError`` unless ``image`` is an ``(H, W, 3)`` uint8 RGB array."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ImageError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+
+
+def write_png(path: Path, image: np.ndarray) -> Path:
+    """Write an RGB ``(H, W, 3)`` uint8 image as PNG (not atomic by itself; stage it)."""
+    check_rgb(image)
     ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
         raise ImageError(f"could not encode {path} as PNG")

@@ -424,6 +424,13 @@ def load_model(checkpoint: str | Path | None = None, device: str = "cpu"
     return model.eval(), ckpt
 
 
+def checkpoint_crop(ckpt: dict):
+    """The ``CropConfig`` a checkpoint was trained on (``CropConfig()`` if it names none)."""
+    from .config import CropConfig
+
+    return CropConfig.from_dict(ckpt["crop"]) if ckpt.get("crop") else CropConfig()
+
+
 @dataclass
 class ModelDigitizeResult:
     """A page digitized by the model: the signal plus what the preprocessing found."""
@@ -495,7 +502,7 @@ def digitize_image(image: np.ndarray, layout: str = "3x4+1", fs: float = 500,
 
     if model is None:
         model, ckpt = load_model(checkpoint)
-        crop_cfg = crop_cfg or (CropConfig.from_dict(ckpt["crop"]) if ckpt.get("crop") else None)
+        crop_cfg = crop_cfg or checkpoint_crop(ckpt)
     crop_cfg = crop_cfg or CropConfig()
     assert (crop_cfg.channels, crop_cfg.height, crop_cfg.width, crop_cfg.n_samples) == \
         (model.cfg.in_channels, model.cfg.crop_height, model.cfg.crop_width, model.cfg.out_samples), \

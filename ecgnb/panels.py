@@ -43,8 +43,8 @@ from . import paths
 from . import preprocess as pp
 from .config import CropConfig  # noqa: F401  (defined with the profiles)
 from .dataset import load_index
-from .errors import EcgnbError, ImageError, SignalError
-from .io import load_page
+from .errors import EcgnbError, SignalError
+from .io import check_rgb, load_page
 from .leads import LEAD_INDEX
 
 CACHE_VERSION = 3   # bump when crops change meaning, so old caches are rebuilt
@@ -209,8 +209,7 @@ def analyse_page(image: np.ndarray, layout: str = "3x4+1", duration_s: float = 1
     """
     from .digitize import digitize_straightened
 
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ImageError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+    check_rgb(image)
     upright, skew, dark = pp.straighten(image)
     result = digitize_straightened(upright, skew, dark, layout, duration_s=duration_s)
     return PageAnalysis(upright=upright, ink=ink_map(upright, dark, blur_px),
@@ -258,8 +257,7 @@ def analyse_page_raw(image: np.ndarray, layout: str = "3x4+1", duration_s: float
     from .layouts import n_rows, panels as layout_panels
     from .render import page_geometry
 
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ImageError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+    check_rgb(image)
     paper = PaperConfig(layout=layout)
     paper = dataclasses.replace(paper, dpi=image.shape[1] / (paper.page_w_mm / 25.4))
     geom = page_geometry(paper, n_rows(layout), duration_s)
