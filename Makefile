@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PROFILE ?= quick
 STAMP := $(VENV)/.installed
 
-.PHONY: study test nbval install kernel benchmark clean
+.PHONY: study test unit nbval install kernel benchmark clean
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH (or set PY=...)"; exit 1; }
@@ -23,9 +23,13 @@ install: $(STAMP)
 study: $(STAMP)
 	$(BIN)/python -m ecgnb study --profile $(PROFILE)
 
-## Run the test suite (quick profile; includes the notebook runs).
+## Run the whole test suite (includes the quick study, run in a temporary folder).
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+## Unit tests only (no notebook runs): a few minutes.
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 ## The notebooks as nbval sees them (quick profile, each run in place; errors fail).
 nbval: $(STAMP)

@@ -31,14 +31,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ecgnb import metrics  # noqa: E402
-from ecgnb.digitize import digitize_image  # noqa: E402
+from ecgnb import digitizers, metrics  # noqa: E402
 from ecgnb.leads import LEAD_INDEX, LEAD_NAMES, canonical_lead  # noqa: E402
 from ecgnb.paths import EIK_DEV, REAL_ECG  # noqa: E402
 from ecgnb.preprocess import load_image  # noqa: E402
 
 cv2.setNumThreads(1)
-DIGITIZE = digitize_image   # --method picks the classical digitizer or the learned model
+DIGITIZE = None   # image -> Reading of the registered method that --method names (set in main)
 
 
 def eik_truth(json_path: Path) -> np.ndarray:
@@ -127,20 +126,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=None, help="only the first N eik-dev pages")
     ap.add_argument("--render", type=int, default=0, help="also score N pages of ecgnb.render")
-    ap.add_argument("--method", choices=("baseline", "model"), default="baseline",
-                    help="classical digitizer (baseline) or the learned model (models/default.pt)")
+    ap.add_argument("--method", choices=digitizers.names() + list(digitizers.ALIASES),
+                    default="classical", help="a registered method (ecgnb.digitizers); the crop "
+                    "model reads models/default.pt")
     args = ap.parse_args(argv)
     global DIGITIZE
-    if args.method == "model":
-        import torch
+    import torch
 
-        from ecgnb import model
-
-        torch.set_num_threads(1)
-        net, ckpt = model.load_model()
-        crop = model.checkpoint_crop(ckpt)
-        DIGITIZE = lambda image: model.digitize_image(image, model=net, crop_cfg=crop)  # noqa: E731
-    print(f"method: {args.method}")
+    torch.set_num_threads(1)   # one core, whichever method
+    DIGITIZE = digitizers.get(args.method).read   # loads a checkpoint once, before timing
+    print(f"method: {digitizers.canonical(args.method)}")
     pd.set_option("display.width", 120)
     if EIK_DEV.exists():
         # One untimed page first: torch and OpenCV pay one-off set-up costs on their first call.

@@ -19,8 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("digitize", help="digitize ECG images (see `python -m ecgnb digitize -h`)",
                    add_help=False)
     if argv[:1] == ["digitize"]:
-        from .digitize import cli   # argparse of its own; imports cv2 only when needed
-        return cli(argv[1:])
+        from .cli import main as digitize_main   # argparse of its own; imports cv2 only when needed
+        return digitize_main(argv[1:])
     args = parser.parse_args(argv)
     if args.command == "readme":
         from . import paths, report

@@ -1,4 +1,4 @@
-"""Classical (no learning) digitizer: page image -> 12-lead signal, plus the ``digitize`` command.
+"""Classical (no learning) digitizer: page image -> 12-lead signal (``ClassicalDigitizer``).
 
 Pipeline (each step in ``ecgnb.preprocess``): deskew, then rectify perspective from the grid's
 own lines (``pp.straighten``) -> grid (px/mm) -> trace mask -> layout (rows, time axis, panels,
@@ -8,26 +8,18 @@ column with dynamic programming over ink runs, adding each pixel row's crossing 
 -> px to mV (10 mm/mV) and s (25 mm/s) -> resample to ``fs``.
 
 Output signals are ``(n_samples, 12)`` mV in ``ecgnb.leads.LEAD_NAMES`` order, NaN where the page
-shows no sample of that lead (a 3x4 page shows each short lead for 2.5 s only).
+shows no sample of that lead (a 3x4 page shows each short lead for 2.5 s only). The command
+line that writes them to files is ``ecgnb.cli``.
 """
 from __future__ import annotations
 
-import argparse
-import csv
-import importlib.util
-import sys
-from dataclasses import dataclass, field
-from pathlib import Path
-
-import cv2
 import numpy as np
 
 from . import preprocess as pp
-from .errors import EcgnbError, LayoutError, MissingInputError
-from .io import check_rgb, commit_files, staging_dir, write_png, write_wfdb, write_json
+from .io import check_rgb
 from .leads import LEAD_INDEX, LEAD_NAMES
+from .reading import Reading, ReadOptions, overlay
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 EDGE_HOLD_S = 0.1     # s: at a panel's ends, samples this close to found ink repeat its value
 BASELINE_PULL = 0.02  # DP cost per mm of distance from the row baseline (keeps to its own row)
 SKIP_MM = 1.0         # DP cost (mm-equivalent) of skipping one column without ink on the path
@@ -39,41 +31,6 @@ TALL_PX = 1.0         # px a run must exceed the pen width by before its ends ma
 STEEP_PX = 3.0        # px a run must exceed the pen width by for its rows to be read across
 ROW_REACH_PX = 3      # px either side of a column searched for a stroke's ink along a row
 STROKE_MASS = 1.2     # a row's ink over this many single-stroke widths is two strokes merged
-
-
-@dataclass
-class DigitizeResult:
-    """A digitized page and the diagnostics a notebook or overlay needs."""
-
-    signal: np.ndarray          # (n_samples, 12) mV, NaN where the page shows no sample
-    fs: float                   # Hz
-    lead_names: tuple[str, ...]
-    skew_deg: float             # deg (CCW) removed by deskew
-    grid: pp.GridInfo
-    layout: pp.LayoutInfo
-    traces: dict[int, np.ndarray] = field(default_factory=dict)  # panel index -> (n, 2) x,y px
-    upright: np.ndarray | None = None  # the deskewed, rectified page boxes and traces refer to
-
-    def diagnostics(self) -> dict:
-        """Plain-JSON summary: grid, skew, layout confidence, calibration, panel boxes (px)."""
-        return geometry_diagnostics(self.skew_deg, self.grid, self.layout)
-
-
-def geometry_diagnostics(skew_deg: float, grid: pp.GridInfo, layout: pp.LayoutInfo) -> dict:
-    """Plain-JSON view of what preprocessing found on a page (deg, px/mm, px boxes)."""
-    g, lay = grid, layout
-    return {
-        "skew_deg": skew_deg,
-        "grid": {"px_per_mm": g.px_per_mm, "px_per_mm_x": g.px_per_mm_x,
-                 "px_per_mm_y": g.px_per_mm_y, "colour": list(g.colour),
-                 "confidence": g.confidence, "found": g.found, "notes": g.notes},
-        "layout": {"name": lay.name, "confidence": lay.confidence,
-                   "candidates": lay.candidates, "x_start": lay.x_start, "x_end": lay.x_end},
-        "calibration": [r.calibration for r in lay.rows],
-        "panels": [{"lead": p.lead, "row": p.row, "col": p.col, "rhythm": p.rhythm,
-                    "bbox": [p.x0, p.y0, p.x1, p.y1], "baseline_y": p.baseline_y}
-                   for p in lay.panels],
-    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -374,7 +331,7 @@ def pen_width(mask: np.ndarray, layout: pp.LayoutInfo) -> float:
 # --------------------------------------------------------------------------------------------
 
 def digitize_image(image: np.ndarray, layout: str = "3x4+1", fs: float = 500,
-                   duration_s: float = 10.0) -> DigitizeResult:
+                   duration_s: float = 10.0) -> Reading:
     """Digitize one RGB page ``(H, W, 3)`` uint8 into a ``(round(fs*duration_s), 12)`` mV signal.
 
     Lead II (or any lead with a rhythm strip) is taken from its full-length strip; the short panel
@@ -388,7 +345,7 @@ def digitize_image(image: np.ndarray, layout: str = "3x4+1", fs: float = 500,
 
 def digitize_straightened(upright: np.ndarray, skew: float, dark: np.ndarray,
                           layout: str = "3x4+1", fs: float = 500,
-                          duration_s: float = 10.0) -> DigitizeResult:
+                          duration_s: float = 10.0) -> Reading:
     """``digitize_image`` after ``preprocess.straighten`` (``upright``, ``skew`` deg, ``dark``),
     for callers that need the straightened page's darkness too (``ecgnb.panels``)."""
     grid = pp.detect_grid(upright, dark)
@@ -411,23 +368,8 @@ def digitize_straightened(upright: np.ndarray, skew: float, dark: np.ndarray,
         target = idx[keep]
         fill = np.isnan(col[target])
         col[target[fill]] = mv[keep][fill]
-    return DigitizeResult(signal=signal, fs=float(fs), lead_names=LEAD_NAMES, skew_deg=skew,
-                          grid=grid, layout=lay, traces=traces, upright=upright)
-
-
-def overlay(result: DigitizeResult) -> np.ndarray:
-    """The upright page with panel boxes (blue) and extracted traces (green) drawn on it, RGB."""
-    img = (result.upright if result.upright is not None else np.zeros((10, 10, 3), np.uint8)).copy()
-    img = (0.6 * img + 0.4 * 255).astype(np.uint8)  # fade the page so the overlay stands out
-    for box in result.layout.panels:
-        cv2.rectangle(img, (int(box.x0), int(box.y0)), (int(box.x1), int(box.y1)), (60, 60, 220), 1)
-        cv2.line(img, (int(box.x0), int(box.baseline_y)), (int(box.x1), int(box.baseline_y)),
-                 (60, 60, 220), 1)
-    for pts in result.traces.values():
-        if len(pts) > 1:
-            cv2.polylines(img, [np.round(pts).astype(np.int32).reshape(-1, 1, 2)], False,
-                          (0, 170, 0), 1, lineType=cv2.LINE_AA)
-    return img
+    return Reading(signal=signal, fs=float(fs), lead_names=LEAD_NAMES, method=ClassicalDigitizer.name,
+                   skew_deg=skew, grid=grid, layout=lay, upright=upright, traces=traces)
 
 
 def steps(image: np.ndarray, layout: str = "3x4+1") -> list[tuple[np.ndarray, None, str]]:
@@ -448,127 +390,12 @@ def steps(image: np.ndarray, layout: str = "3x4+1") -> list[tuple[np.ndarray, No
                                     f"{result.layout.confidence:.2f}), traces found")]
 
 
-# --------------------------------------------------------------------------------------------
-# Files and the command line
-# --------------------------------------------------------------------------------------------
+class ClassicalDigitizer:
+    """The classical digitizer behind the one interface (``ecgnb.reading.Digitizer``); no state."""
 
-def expand_inputs(inputs: list[Path]) -> list[Path]:
-    """Files as given, folders replaced by their images (png/jpg/jpeg/tif, sorted, not recursive)."""
-    out: list[Path] = []
-    for p in map(Path, inputs):
-        if p.is_dir():
-            out.extend(sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES))
-        else:
-            out.append(p)
-    return out
+    name = "classical"
 
-
-def _check_method(method: str) -> None:
-    """Raise a clear error for an unknown method or a model that does not exist yet."""
-    if method == "baseline":
-        return
-    if method == "model":
-        if importlib.util.find_spec("ecgnb.model") is None:
-            raise MissingInputError("no trained model checkpoint found; train one with notebook 04")
-        return
-    raise ValueError(f"unknown method {method!r}; expected 'baseline' or 'model'")
-
-
-def _digitize_model(image: np.ndarray, layout: str, fs: float) -> DigitizeResult:
-    """Delegate to ``ecgnb.model.digitize_image`` (the learned digitizer), when it exists."""
-    from . import model  # noqa: PLC0415 - optional module, imported only when asked for
-    return model.digitize_image(image, layout=layout, fs=fs)
-
-
-def write_outputs(result: DigitizeResult, stem: str, out_dir: Path, source: Path) -> list[Path]:
-    """Write ``stem.hea/.dat`` (WFDB, mV), ``stem.csv``, ``stem_overlay.png`` and
-    ``stem_digitize.json`` (diagnostics) into ``out_dir``, atomically (staged then renamed)."""
-    with staging_dir(out_dir) as tmp:
-        staged = write_wfdb(tmp / stem, result.signal, result.fs,
-                            comments=[f"digitized from {source.name} by ecgnb.digitize"])
-        staged.append(_write_csv(tmp / f"{stem}.csv", result.signal, result.fs))
-        staged.append(write_png(tmp / f"{stem}_overlay.png", overlay(result)))
-        staged.append(write_json(tmp / f"{stem}_digitize.json",
-                                 {"source": str(source), **result.diagnostics()}))
-        return commit_files(staged, out_dir)
-
-
-def _write_csv(path: Path, signal: np.ndarray, fs: float) -> Path:
-    """CSV with ``time_s`` and one column per lead (mV); NaN written as empty cells."""
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["time_s", *LEAD_NAMES])
-        for i, row in enumerate(signal):
-            w.writerow([f"{i / fs:.4f}", *("" if np.isnan(v) else f"{v:.4f}" for v in row)])
-    return path
-
-
-def digitize_files(inputs: list[Path], out_dir: Path, method: str = "baseline",
-                   layout: str = "3x4+1", fs: float = 500, progress: bool = True) -> list[dict]:
-    """Digitize every image in ``inputs`` (files or folders) into ``out_dir``.
-
-    Returns one dict per image: ``{"image", "status": "ok" | "failed", "error", "outputs",
-    "layout", "layout_confidence"}``. One image failing never stops the batch and leaves no
-    output of its own.
-    """
-    from tqdm import tqdm
-
-    _check_method(method)
-    out_dir = Path(out_dir)
-    images = expand_inputs(inputs)
-    report = []
-    for path in tqdm(images, desc="digitize", unit="page", disable=not progress):
-        entry = {"image": str(path), "status": "failed", "error": None, "outputs": []}
-        try:
-            image = pp.load_image(path)
-            result = (digitize_image(image, layout=layout, fs=fs) if method == "baseline"
-                      else _digitize_model(image, layout, fs))
-            files = write_outputs(result, path.stem, out_dir, path)
-            entry.update(status="ok", outputs=[str(f) for f in files], layout=result.layout.name,
-                         layout_confidence=result.layout.confidence)
-        except (EcgnbError, OSError, ValueError) as exc:
-            entry["error"] = f"{type(exc).__name__}: {exc}"
-        report.append(entry)
-    return report
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``digitize`` command's argument parser."""
-    p = argparse.ArgumentParser(
-        prog="ecgnb digitize",
-        description="Digitize paper-ECG images into WFDB + CSV signals (mV) with overlay PNGs.")
-    p.add_argument("inputs", nargs="+", type=Path, metavar="IMAGE_OR_FOLDER",
-                   help="image files (png/jpg/jpeg/tif) or folders of them")
-    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
-    p.add_argument("--method", choices=["baseline", "model"], default="baseline",
-                   help="baseline: classical digitizer (default); model: trained network")
-    p.add_argument("--layout", default="3x4+1",
-                   help="page layout (a key of ecgnb.layouts.LAYOUTS, or 'auto'); default 3x4+1")
-    p.add_argument("--fs", type=float, default=500, help="output sampling rate, Hz (default 500)")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    return p
-
-
-def cli(argv: list[str] | None = None) -> int:
-    """Run ``ecgnb digitize``; print an error report; return 0 if every image worked, else 1."""
-    args = build_parser().parse_args(argv)
-    try:
-        report = digitize_files(args.inputs, args.out, method=args.method, layout=args.layout,
-                                fs=args.fs, progress=not args.no_progress)
-    except (EcgnbError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    failed = [r for r in report if r["status"] != "ok"]
-    print(f"digitized {len(report) - len(failed)}/{len(report)} images into {args.out}")
-    if not report:
-        print("error: no images found in the given inputs", file=sys.stderr)
-        return 1
-    if failed:
-        print("failed images:", file=sys.stderr)
-        for r in failed:
-            print(f"  {r['image']}: {r['error']}", file=sys.stderr)
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(cli())
+    def read(self, image: np.ndarray, options: ReadOptions = ReadOptions()) -> Reading:
+        """``digitize_image`` with the caller's layout, fs (Hz) and duration (s)."""
+        return digitize_image(image, layout=options.layout, fs=options.fs,
+                              duration_s=options.duration_s)

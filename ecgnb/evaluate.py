@@ -17,18 +17,19 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import io, paths
+from . import digitizers, io, paths
 from .dataset import load_index, load_page
 from .errors import EcgnbError, MissingInputError
 from .leads import LEAD_NAMES, canonical_lead
 from .metrics import record_metrics
+from .reading import ReadOptions
 from .sources import read_record
 
 Digitizer = Callable[[np.ndarray], object]
 
 
 def page_diagnostics(result) -> dict:
-    """Flat per-page diagnostics of a ``DigitizeResult``-like object (empty for a bare array).
+    """Flat per-page diagnostics of an ``ecgnb.reading.Reading`` (empty for a bare array).
 
     ``px_per_mm`` (grid, from the page itself), ``skew_deg``, ``layout_confidence`` and the
     median ``mm_per_mv`` of the calibration pulses found (10 on a standard print).
@@ -204,21 +205,12 @@ def load_split(profile_name: str, split: str, data_dir: Path | None = None) -> p
     return index[index["split"] == split].sort_values("page", ignore_index=True)
 
 
-def classical_digitizer(layout: str = "3x4+1", fs: int = 500) -> Digitizer:
-    """The classical digitizer of ``ecgnb.digitize`` as a ``Digitizer``."""
-    from .digitize import digitize_image
-
-    return lambda image: digitize_image(image, layout=layout, fs=fs)
-
-
-def model_digitizer(checkpoint: str | Path, layout: str = "3x4+1", fs: int = 500) -> Digitizer:
-    """The learned digitizer of ``checkpoint`` (loaded once) as a ``Digitizer``."""
-    from . import model as model_lib
-
-    net, ckpt = model_lib.load_model(checkpoint)
-    crop = model_lib.checkpoint_crop(ckpt)
-    return lambda image: model_lib.digitize_image(image, layout=layout, fs=fs, model=net,
-                                                  crop_cfg=crop)
+def method(name: str, layout: str = "3x4+1", fs: float = 500, **settings) -> Digitizer:
+    """The registered digitizer ``name`` (``ecgnb.digitizers``, made once with ``settings``,
+    e.g. ``checkpoint=``) as a ``Digitizer`` reading pages of ``layout`` at ``fs`` Hz."""
+    reader = digitizers.get(name, **settings)
+    options = ReadOptions(layout=layout, fs=float(fs))
+    return lambda image: reader.read(image, options)
 
 
 def compare_methods(methods: dict[str, Digitizer], index: pd.DataFrame, data_dir: Path,

@@ -43,6 +43,7 @@ from . import paths
 from . import preprocess as pp
 from .config import CropConfig  # noqa: F401  (defined with the profiles)
 from .dataset import load_index
+from .digitize import digitize_straightened
 from .errors import EcgnbError, SignalError
 from .io import check_rgb, load_page
 from .leads import LEAD_INDEX
@@ -87,7 +88,7 @@ class PageAnalysis:
     skew_deg: float             # deg (CCW) removed by deskew
     grid: pp.GridInfo
     layout: pp.LayoutInfo
-    classical: object = None    # ecgnb.digitize.DigitizeResult of the page, when it was run
+    classical: object = None    # ecgnb.reading.Reading of the classical digitizer, when it was run
 
 
 # --------------------------------------------------------------------------------------------
@@ -207,8 +208,6 @@ def analyse_page(image: np.ndarray, layout: str = "3x4+1", duration_s: float = 1
     every trace; the crops are cut from the straightened page and may carry the traces as a
     second channel. Raises ``ImageError`` (not an ECG page) or ``LayoutError``.
     """
-    from .digitize import digitize_straightened
-
     check_rgb(image)
     upright, skew, dark = pp.straighten(image)
     result = digitize_straightened(upright, skew, dark, layout, duration_s=duration_s)

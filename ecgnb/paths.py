@@ -5,11 +5,15 @@ in ecgnb uses relative paths like ``../data``.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "data"
-REPORTS = ROOT / "reports"
+# Where the study writes data/, reports/ and models/: the checkout, unless ECGNB_OUTPUT_ROOT names
+# another folder (the tests set a temporary one, so a test run never touches tracked files).
+OUTPUT_ROOT = Path(os.environ.get("ECGNB_OUTPUT_ROOT") or ROOT).resolve()
+DATA = OUTPUT_ROOT / "data"
+REPORTS = OUTPUT_ROOT / "reports"
 NOTEBOOKS = ROOT / "notebooks"
 # Shared data lives beside the checkout, never inside it (see DEVELOPERS.md, "Data").
 SHARED = ROOT.parent / "shared" / "data"
@@ -25,3 +29,8 @@ def data_dir(profile: str) -> Path:
 def report_dir(profile: str) -> Path:
     """Folder of figures, tables and executed notebooks for ``profile``."""
     return REPORTS / profile
+
+
+def models_dir(profile: str) -> Path:
+    """Folder of the training runs of ``profile`` (``models/<profile>``, one sub-folder per variant)."""
+    return OUTPUT_ROOT / "models" / profile

@@ -96,7 +96,7 @@ def notebooks(only: list[str] | None = None) -> list[Path]:
 
 def declared_outputs(stem: str, profile: str) -> list[Path]:
     """Absolute paths of the artefacts that notebook ``stem`` declares for ``profile``."""
-    return [paths.ROOT / p.format(profile=profile) for p in NOTEBOOK_OUTPUTS.get(stem, [])]
+    return [paths.OUTPUT_ROOT / p.format(profile=profile) for p in NOTEBOOK_OUTPUTS.get(stem, [])]
 
 
 def run_notebook(nb: Path, profile: str, log=print) -> NotebookRun:
@@ -114,12 +114,12 @@ def run_notebook(nb: Path, profile: str, log=print) -> NotebookRun:
         raise StudyError(f"{nb.name} failed in cell {exc.cell_index} (execution count "
                          f"{exc.exec_count}): {exc.ename}: {exc.evalue}\n"
                          f"see the executed copy: {out}") from None
-    missing = [str(p.relative_to(paths.ROOT)) for p in declared_outputs(nb.stem, profile)
+    missing = [str(p.relative_to(paths.OUTPUT_ROOT)) for p in declared_outputs(nb.stem, profile)
                if not p.exists() or p.stat().st_mtime < start]
     if missing:
         raise StudyError(f"{nb.name} ran but did not write: {', '.join(missing)}")
     return NotebookRun(nb.stem, time.time() - start,
-                       [str(p.relative_to(paths.ROOT)) for p in declared_outputs(nb.stem, profile)],
+                       [str(p.relative_to(paths.OUTPUT_ROOT)) for p in declared_outputs(nb.stem, profile)],
                        commit, dirty)
 
 
@@ -149,7 +149,7 @@ def write_manifest(config: dict, runs: list[NotebookRun], profile: str) -> Path:
                                            "executed": f"reports/{profile}/executed/{run.name}.ipynb"}
         for rel in run.outputs:
             manifest["artefacts"][rel] = {"notebook": f"notebooks/{run.name}.ipynb",
-                                          "sha256": sha256(paths.ROOT / rel)}
+                                          "sha256": sha256(paths.OUTPUT_ROOT / rel)}
     manifest.update(profile=profile, config=config, git_commit=commit, git_dirty=dirty,
                     created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     python=platform.python_version(), packages=package_versions(),
@@ -206,5 +206,5 @@ def main_study(profile: str, only: list[str] | None = None) -> int:
     except (StudyError, ValueError) as exc:
         print(f"study failed: {exc}", file=sys.stderr)
         return 1
-    print(f"study complete; manifest: {manifest.relative_to(paths.ROOT)}")
+    print(f"study complete; manifest: {manifest}")
     return 0

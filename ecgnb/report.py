@@ -122,14 +122,18 @@ def run_time_table(reports_root: Path) -> str:
 
 
 def test_suite_time(reports_root: Path) -> str:
-    """A line with the last full test-suite run's duration (``benchmarks/test_suite.json``)."""
+    """A line with the last timed runs of both test tiers (``benchmarks/test_suite.json``,
+    written by ``benchmarks/bench_tests.py``)."""
     path = Path(reports_root) / "benchmarks" / "test_suite.json"
-    if not path.exists():
+    runs = json.loads(path.read_text()) if path.exists() else {}
+    what = {"unit": "`make unit` (unit tests only)", "test": "`make test` (everything, with the quick study)"}
+    parts = [f"{what[k]} took {r['seconds'] / 60:.1f} min ({r['passed']} passed, {r['skipped']} skipped)"
+             for k, r in runs.items() if k in what]
+    if not parts:
         return ""
-    run = json.loads(path.read_text())
-    return (f"The whole test suite (`make test`, which runs the quick study) took "
-            f"{run['seconds'] / 60:.1f} min for {run['tests']} tests on {run['machine']} "
-            f"({run['date']}; `reports/benchmarks/test_suite.json`).\n")
+    r = next(iter(runs.values()))
+    return (f"Test suite: {'; '.join(parts)}, on {r['machine']} ({r['date']}; "
+            "`python benchmarks/bench_tests.py`, `reports/benchmarks/test_suite.json`).\n")
 
 
 def update_readme(readme: Path, profile: str, report_dir: Path) -> Path:

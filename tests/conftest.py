@@ -2,8 +2,16 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# The study's outputs (data/, reports/, models/) of a test run go to a temporary folder, set
+# before ecgnb.paths is imported (notebook kernels inherit it), so tests never touch tracked
+# files; ECGNB_OUTPUT_ROOT set by the caller is kept (and not removed).
+_OWN_OUTPUT = "ECGNB_OUTPUT_ROOT" not in os.environ
+if _OWN_OUTPUT:
+    os.environ["ECGNB_OUTPUT_ROOT"] = tempfile.mkdtemp(prefix="ecgnb-tests-")
 
 import numpy as np
 import pytest
@@ -33,27 +41,6 @@ def ecg_like(fs: int = 500, duration_s: float = 10.0, seed: int = 0) -> np.ndarr
     return beat[:, None] * gains[None, :]
 
 
-# --- the suite's own run time, for the README (written only after a full, passing run) ---
-_START = {}
-
-
-def pytest_sessionstart(session):
-    import time
-    _START["t"] = time.perf_counter()
-
-
 def pytest_sessionfinish(session, exitstatus):
-    import json
-    import time
-    from datetime import date
-
-    opt = session.config.option
-    full = not (opt.keyword or opt.markexpr or getattr(opt, "lf", False)) and \
-        session.testscollected >= 200 and not session.config.args[1:]
-    if exitstatus != 0 or not full or "t" not in _START:
-        return
-    from ecgnb import io, pipeline
-    io.write_json(paths.REPORTS / "benchmarks" / "test_suite.json",
-                  {"seconds": round(time.perf_counter() - _START["t"], 1),
-                   "tests": session.testscollected, "date": date.today().isoformat(),
-                   "machine": pipeline.machine_id()})
+    if _OWN_OUTPUT:
+        shutil.rmtree(os.environ["ECGNB_OUTPUT_ROOT"], ignore_errors=True)

@@ -7,6 +7,7 @@ import pytest
 
 from conftest import ecg_like
 
+from ecgnb import cli
 from ecgnb import digitize as dg
 from ecgnb import preprocess as pp
 from ecgnb.config import PaperConfig
@@ -15,8 +16,7 @@ from ecgnb.io import read_wfdb, write_png
 from ecgnb.layouts import panels
 from ecgnb.leads import LEAD_INDEX
 
-render = pytest.importorskip("ecgnb.render")
-metrics = pytest.importorskip("ecgnb.metrics")
+from ecgnb import metrics, render
 
 # Measured on this page: 11.3 dB mean per lead aligned, 10.1 dB unaligned (official), worst
 # lead 8.7 dB; sharp 10 ms QRS peaks dominate the error. Margin of about 3 dB for platform
@@ -73,7 +73,7 @@ def _write_page(path, image):
 def test_cli_writes_wfdb_csv_and_overlay(tmp_path, page):
     src = _write_page(tmp_path / "page1.png", page[0])
     out = tmp_path / "out"
-    assert dg.cli([str(src), "--out", str(out), "--no-progress"]) == 0
+    assert cli.main([str(src), "--out", str(out), "--no-progress"]) == 0
     for name in ("page1.hea", "page1.dat", "page1.csv", "page1_overlay.png", "page1_digitize.json"):
         assert (out / name).exists(), name
     sig, fs, names = read_wfdb(out / "page1")
@@ -90,7 +90,7 @@ def test_batch_with_corrupt_file_reports_and_continues(tmp_path, page, capsys):
     (folder / "b_bad.jpg").write_bytes(b"\xff\xd8\xff garbage, not a jpeg")
     (folder / "notes.txt").write_text("not an image; folders expand to images only")
     out = tmp_path / "out"
-    code = dg.cli([str(folder), "--out", str(out), "--no-progress"])
+    code = cli.main([str(folder), "--out", str(out), "--no-progress"])
     assert code != 0
     err = capsys.readouterr().err
     assert "b_bad.jpg" in err and "ImageError" in err
@@ -101,7 +101,7 @@ def test_batch_with_corrupt_file_reports_and_continues(tmp_path, page, capsys):
 
 def test_digitize_files_report(tmp_path, page):
     src = _write_page(tmp_path / "p.png", page[0])
-    report = dg.digitize_files([src, tmp_path / "missing.png"], tmp_path / "o", progress=False)
+    report = cli.digitize_files([src, tmp_path / "missing.png"], tmp_path / "o", progress=False)
     assert [r["status"] for r in report] == ["ok", "failed"]
     assert "not found" in report[1]["error"]
 
@@ -111,7 +111,7 @@ def test_model_method_without_checkpoint_is_clear(tmp_path, page, monkeypatch, c
 
     monkeypatch.setattr(model, "DEFAULT_CHECKPOINT", tmp_path / "no-checkpoint.pt")
     io.write_png(tmp_path / "p.png", page[0])
-    status = dg.cli([str(tmp_path / "p.png"), "--out", str(tmp_path / "o"), "--method", "model",
+    status = cli.main([str(tmp_path / "p.png"), "--out", str(tmp_path / "o"), "--method", "model",
                      "--no-progress"])
     captured = capsys.readouterr()
     assert status != 0 and "notebook 04" in captured.out + captured.err

@@ -39,7 +39,7 @@ def test_every_notebook_writes_its_declared_artefacts(quick_01):
         assert nb.stem in pipeline.NOTEBOOK_OUTPUTS, f"{nb.name} declares no artefacts"
         for rel in pipeline.NOTEBOOK_OUTPUTS[nb.stem]:
             rel = rel.format(profile="quick")
-            assert (paths.ROOT / rel).exists(), rel
+            assert (paths.OUTPUT_ROOT / rel).exists(), rel
             assert quick_01["artefacts"][rel]["notebook"] == f"notebooks/{nb.name}"
         assert (paths.report_dir("quick") / "executed" / nb.name).exists()
 

@@ -37,7 +37,7 @@ def test_missing_declared_output_is_an_error(tmp_path, monkeypatch):
 
 def test_manifest_maps_artefacts(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "REPORTS", tmp_path / "reports")
-    monkeypatch.setattr(paths, "ROOT", tmp_path)
+    monkeypatch.setattr(paths, "OUTPUT_ROOT", tmp_path)
     (tmp_path / "reports" / "quick").mkdir(parents=True)
     (tmp_path / "reports" / "quick" / "fig.png").write_bytes(b"png")
     run = pipeline.NotebookRun("01_synthesis", 1.5, ["reports/quick/fig.png"])
