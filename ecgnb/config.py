@@ -37,6 +37,85 @@ class PaperConfig:
 
 
 @dataclass(frozen=True)
+class PreprocessConfig:
+    """Thresholds of the classical page preprocessing (``ecgnb.preprocess``: ``ecgnb.grid``,
+    ``ecgnb.straighten``, ``ecgnb.layout_detect``). What the paper itself is (mm/s, mm/mV, grid
+    spacing, the pulse's speed-dependent width) comes from ``PaperConfig``; "relative darkness" is
+    ``1 - I / local paper`` (0..1, ``ecgnb.grid.darkness``)."""
+
+    # --- loading ---
+    min_page_px: int = 200            # px, shortest side a page may have (under ~100 dpi no trace is legible)
+    # --- darkness, grid and trace ink (ecgnb.grid) ---
+    background_kernel_div: int = 60   # the paper background's closing kernel is the short side (px) over this
+                                      # (3.6 mm on a 200-dpi letter page: wider than a dense trace band,
+                                      # narrower than wrinkle shadows; px/mm is not known yet)
+    background_kernel_min_px: int = 7  # px, smallest closing kernel (tiny images)
+    trace_darkness: float = 0.45      # relative darkness above which a pixel dark in every channel is trace ink
+    grey_grid_darkness: float = 0.08  # relative darkness above which (up to trace_darkness) an achromatic pixel
+                                      # is grid evidence: faint grey lines, darker than paper noise
+    px_per_mm_range: tuple[float, float] = (2.0, 24.0)  # px/mm, plausible scan resolutions (about 50-600 dpi)
+    autocorr_trend_px: int = 61       # px, box filter taking a profile's slow trend out before its
+                                      # autocorrelation (well above any minor grid period)
+    grid_xy_tol: float = 0.05         # relative x/y px/mm disagreement at which grid confidence falls to 0
+    grid_strength_full: float = 0.3   # autocorrelation at the major period (0..1) that gives full confidence
+    grid_confidence_min: float = 0.25  # 0..1, below this the grid is reported as not found
+    grey_grid_spread: int = 40        # RGB levels: a grid colour whose channels differ less is grey, so trace
+                                      # ink must be clearly darker than its lines (remove_grid)
+    grey_grid_margin: float = 0.15    # relative darkness trace ink needs above a grey grid's lines (99th pct)
+    grey_grid_threshold_max: float = 0.8  # relative darkness, the most that margin may raise the ink threshold to
+    speck_area_mm2: float = 0.15      # mm^2, ink components smaller than this are JPEG or scanner noise
+                                      # (a trace piece 0.25 mm wide and 1 mm long is already 0.25 mm^2)
+    edge_mm: float = 2.0              # mm, ink this close to the image edge is the scan's edge or rotation fill
+    # --- deskew and perspective (ecgnb.straighten) ---
+    max_skew_deg: float = 10.0        # deg, largest rotation estimate_skew searches (and deskew can remove)
+    skew_border_frac: float = 0.08    # share of each side estimate_skew ignores (scan framing, page edges)
+    skew_steps_deg: tuple[float, float] = (0.5, 0.05)  # deg, coarse and fine steps of the skew search (the fine
+                                      # search spans 1.2 coarse steps either side of the coarse answer)
+    skew_min_deg: float = 0.02        # deg, deskew leaves a smaller skew alone (below what the search resolves;
+                                      # resampling would only blur the page)
+    rectify_xy_tol: float = 0.05      # relative x/y px/mm disagreement beyond which a page is not rectified
+    rectify_window_mm: float = 15.0   # mm, width of the (Hann) window a grid line position is read in
+    rectify_band_mm: float = 20.0     # mm, height (width) of the band averaged for vertical (horizontal) lines
+    rectify_step_mm: float = 10.0     # mm between window centres
+    rectify_min_shift_px: float = 1.5  # px: a page whose rectification moves no corner more stays as it is
+                                      # (flat pages measure up to ~0.9 px: resampling would only blur them)
+    rectify_min_inliers: float = 0.5  # share of line positions the fitted map must explain (0.7-0.97 on
+                                      # rendered pages, under 0.4 where lines were mislabelled)
+    rectify_tol_mm: float = 0.2       # mm, a line position farther from the fitted map is not grid
+    # --- rows, time axis and calibration pulses (ecgnb.layout_detect) ---
+    row_min_gap_mm: float = 8.0       # mm, ink-projection peaks closer than this are one row
+    row_ink_half_mm: float = 4.0      # mm either side of a row's baseline whose ink counts as the row's
+                                      # (coverage, picking rows; the trace spends most time there)
+    row_min_coverage: float = 0.3     # 0..1, share of the time axis a row must ink for the layout to fit
+    page_min_confidence: float = 0.6  # 0..1, without a grid a less confident layout means "not an ECG page"
+    time_axis_half_mm: float = 4.0    # mm either side of a row's baseline whose ink marks the time axis
+    trace_fs: float = 500.0           # Hz, sampling rate of the printed trace: its ink spans n - 1 samples,
+                                      # one sample period shorter than the time axis
+    ink_lead_mm: tuple[float, float] = (0.22, 0.145)  # mm the pen's ink reaches before the first / after
+                                      # the last sample (measured on clean pages, 0.25 mm pen)
+    row_slope_max_deg: float = 0.6    # deg, largest per-row tilt left after deskew (perspective)
+    row_band_frac: float = 0.4        # share of the row spacing above and below a baseline in which its grid
+                                      # slope and grid px/mm are measured
+    row_end_tol_mm: float = 4.0       # mm, how far a row's trace end may lie from the page's
+    row_shift_tol_mm: float = 5.0     # mm, largest shift of a row's time axis from the page's
+    row_fit_tol_mm: float = 0.3       # mm, rows' trace ends this close to one straight line agree
+    row_min_shift_mm: float = 0.3     # mm, rows closer than this to the page's time axis keep it
+    row_width_tol: float = 0.01       # largest relative disagreement of a row's ends and its grid px/mm
+    row_scale_tol: float = 0.02       # largest relative px/mm difference of a row from the page's
+    trace_band_mm: tuple[float, float] = (2.0, 5.0)  # mm either side of the baseline: the narrow band a trace
+                                      # start or end is read in, and the tall band its gap must leave empty
+    trace_gap_max_mm: float = 4.0     # mm past the pulse's right stroke where a row's trace may start
+    cal_pulse_s: float = 0.2          # s, calibration pulse width (5 mm at PaperConfig.speed_mm_s = 25 mm/s)
+    cal_pulse_mv: float = 1.0         # mV, calibration pulse height (its mm give the print's mm/mV)
+    cal_search_mm: tuple[float, float, float, float] = (15.0, 1.0, 14.0, 3.0)  # mm the pulse is searched
+                                      # left of t = 0, right of it, above and below the row's baseline
+    cal_stroke_mm: float = 6.0        # mm, ink a column needs to be one of the pulse's vertical strokes
+    cal_width_range_mm: tuple[float, float] = (3.0, 8.0)  # mm, plausible distance of the pulse's two strokes
+    cal_min_height_mm: float = 4.0    # mm, a shorter "pulse" is trace, not calibration
+    cal_foot_tol_mm: float = 0.5      # mm, a right foot farther from the left stroke's bottom is trace
+
+
+@dataclass(frozen=True)
 class DataConfig:
     n_synthetic: int = 24         # synthetic records generated by ecgnb.synth
     use_real: bool = True         # also render the free records in ../shared/data/real-ecg
@@ -46,6 +125,132 @@ class DataConfig:
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)  # train/val/test fractions, by record
     severities: tuple[float, ...] = (0.0, 0.5, 1.0)         # artefact severity per rendered page
     show_progress: bool = True    # tqdm progress bars on long loops
+
+
+# --- print style, phone photos, scans and photocopies (ecgnb.render, ecgnb.photo) ---
+
+GRID_COLOURS: tuple[str, ...] = ("red", "pink", "orange", "brown", "green", "blue", "grey",
+                                 "black", "none")   # keys of ecgnb.render.GRID_PALETTES
+
+
+@dataclass(frozen=True)
+class StyleConfig:
+    """How a page is printed (``ecgnb.render.render_page(style=...)``). The defaults are the
+    study's own look, bit for bit: ``None`` keeps what the renderer did before styles existed
+    (the rose/salmon/coral/amber palettes and ink colours drawn from ``rng``, or rose and black
+    without one). ``ecgnb.render.random_style`` draws one from a ``StyleRangeConfig``."""
+
+    grid_colour: str | None = None    # one of GRID_COLOURS; None: the study's palette family
+    paper_colour: tuple[int, int, int] | None = None  # RGB 0-255 of the paper; None: the palette's
+    grid_contrast: float = 1.0        # scales the lines' colour difference from the paper (0: none)
+    minor_lines: bool = True          # print the 1 mm lines (False: 5 mm lines only)
+    minor_width_mm: float = 0.1       # mm, minor line width (never under 0.6 px)
+    major_width_mm: float = 0.2       # mm, major line width (never under 1 px)
+    trace_colour: tuple[int, int, int] | None = None  # RGB of trace and text; None: study's ink
+    trace_width_mm: float | None = None  # mm, pen width (0.1-0.6 on real prints); None: PaperConfig's
+    font: str = "simplex"             # cv2 Hershey font: simplex, plain, duplex, complex, triplex
+    font_scale: float = 1.0           # text size relative to the study's (2.5 mm label cap height)
+    label_position: str = "above"     # lead label: "above" (6 mm over the baseline), "below" the
+                                      # baseline, or "corner" (top-left of the panel's cell)
+    header_style: str = "standard"    # header text: "standard" (2 lines), "detailed" (4 lines:
+                                      # demographics, intervals, a statement), "minimal" (1 line)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class StyleRangeConfig:
+    """What ``ecgnb.render.random_style`` draws a ``StyleConfig`` from (uniformly)."""
+
+    grid_colours: tuple[str, ...] = GRID_COLOURS   # grid colours to pick from
+    paper_tint_max: int = 12          # RGB levels a paper channel may fall below white
+    grid_contrast: tuple[float, float] = (0.5, 1.4)    # range of StyleConfig.grid_contrast
+    minor_lines_p: float = 0.85       # probability the 1 mm lines are printed
+    minor_width_mm: tuple[float, float] = (0.05, 0.15)  # mm
+    major_width_mm: tuple[float, float] = (0.1, 0.35)   # mm
+    trace_colours: tuple[tuple[int, int, int], ...] = ((0, 0, 0), (15, 15, 20), (10, 15, 45),
+                                                       (40, 40, 40), (20, 40, 110))  # RGB
+    trace_width_mm: tuple[float, float] = (0.1, 0.6)    # mm
+    fonts: tuple[str, ...] = ("simplex", "plain", "duplex", "complex", "triplex")
+    font_scale: tuple[float, float] = (0.7, 1.5)
+    label_positions: tuple[str, ...] = ("above", "below", "corner")
+    header_styles: tuple[str, ...] = ("standard", "detailed", "minimal")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class PhotoConfig:
+    """Ranges of the phone-photo (and flatbed-scan) simulation ``ecgnb.photo.photograph``; each
+    photo draws its parameters uniformly from them (dpi log-uniformly). ``ecgnb.photo.PRESETS``
+    names a phone and a scanner setting."""
+
+    dpi_range: tuple[float, float] = (80.0, 600.0)  # px per inch of paper at the page centre (the
+                                      # equivalent scan resolution); lowered where max_megapixels binds
+    max_megapixels: float = 12.0      # MP, largest photo; a larger frame is scaled down
+    tilt_deg_max: float = 35.0        # deg, camera axis away from the page normal (perspective)
+    distance_range: tuple[float, float] = (0.9, 1.8)  # camera distance in page diagonals (nearer:
+                                      # stronger keystone at the same tilt)
+    rotation_deg_max: float = 15.0    # deg, in-plane rotation either way
+    quarter_turn_p: tuple[float, float, float, float] = (0.7, 0.1, 0.1, 0.1)  # probability of a
+                                      # further 0, 90, 180, 270 deg (counter-clockwise) turn
+    margin_range: tuple[float, float] = (0.03, 0.2)  # background on each side, share of the
+                                      # page's size in the photo (the frame is then made 4:3)
+    backgrounds: tuple[str, ...] = ("wood", "cloth", "plain")  # surfaces under the page: "wood"
+                                      # grain, woven "cloth", "plain" desk, light "lid" (scanner)
+    curl_deg_max: float = 40.0        # deg, most one edge curls up (a cylinder; paper length kept)
+    bow_deg_max: float = 10.0         # deg, whole-page bow (a page kept rolled), at each edge
+    bump_mm_max: float = 3.0          # mm, height of smooth random bumps (a page not lying flat)
+    fold_p: float = 0.4               # probability the page was folded (1-2 folds at 1/2 or 1/3)
+    fold_mm_max: float = 6.0          # mm, height of a fold's ridge above the desk
+    light_gradient_max: float = 0.35  # 0..1, largest darkening across the frame (uneven light)
+    vignette_max: float = 0.25        # 0..1, largest darkening of the frame's corners (lens)
+    shadow_p: float = 0.6             # probability of a cast shadow (phone, hand)
+    shadow_depth: tuple[float, float] = (0.2, 0.55)  # 0..1, share of the light the shadow takes
+    glare_p: float = 0.2              # probability of a specular glare spot (glossy paper)
+    white_balance_max: float = 0.12   # largest relative per-channel colour cast of the light
+    exposure: tuple[float, float] = (0.85, 1.12)     # overall brightness gain
+    fade_p: float = 0.15              # probability the print itself faded (ink lighter, paper yellower)
+    blur_px_max: float = 1.2          # px, Gaussian defocus sigma in the photo
+    motion_p: float = 0.15            # probability of camera shake (linear motion blur)
+    motion_px_max: float = 3.0        # px, length of the shake
+    noise: tuple[float, float] = (1.0, 6.0)          # grey levels, sensor noise sigma at mid grey
+    sharpen_max: float = 0.8          # unsharp-mask amount of the phone's processing
+    jpeg_quality: tuple[int, int] = (55, 95)         # JPEG quality range
+    map_step_mm: float = 5.0          # mm between nodes of the stored page -> photo map
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class CopyConfig:
+    """Ranges of the black-and-white photocopy / fax / faded-print simulation
+    ``ecgnb.photo.photocopy``. Levels are relative to the paper's luminance (1 = white)."""
+
+    threshold: tuple[float, float] = (0.72, 0.88)   # relative luminance where the copy turns
+                                      # from white to black (higher: more of the grid goes black)
+    softness: tuple[float, float] = (0.015, 0.06)   # relative width of that transition (0: hard)
+    toner: tuple[float, float] = (0.8, 1.0)         # density of solid black (1: pure black)
+    fade_p: float = 0.2               # probability of a faded copy (light toner, low contrast)
+    faded_toner: tuple[float, float] = (0.35, 0.6)  # density of solid black on a faded copy
+    paper_grey: tuple[int, int] = (228, 252)         # grey level of the copy paper
+    blur_mm: tuple[float, float] = (0.02, 0.08)      # mm, copier optics sigma before the tone curve
+    grain: tuple[float, float] = (0.03, 0.12)        # relative toner grain on dark areas
+    specks_per_cm2: tuple[float, float] = (0.0, 0.4)  # toner specks on the background
+    streak_p: float = 0.3             # probability of drum streaks (faint lines along the feed)
+    edge_p: float = 0.3               # probability of a dark band where the glass showed past the page
+    rotation_deg_max: float = 1.5     # deg, page askew on the glass
+    shift_mm_max: float = 3.0         # mm, page offset on the glass
+    scale: tuple[float, float] = (0.97, 1.01)        # copier reduction/enlargement
+    jpeg_p: float = 0.5               # probability the copy was scanned to JPEG (greyscale)
+    jpeg_quality: tuple[int, int] = (60, 95)
+    map_step_mm: float = 5.0          # mm between nodes of the stored page -> copy map
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
 
 
 # --- the learned digitizer (ecgnb.panels, ecgnb.model, ecgnb.train) ---
@@ -100,12 +305,13 @@ class CropConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Sizes of the three parts. Defaults match ``ecgnb.panels.CropConfig()`` (96 x 500 -> 1250)."""
+    """Architecture of the three parts (``ecgnb.model``); nothing about the crops.
 
-    crop_height: int = 96             # H, rows of an input crop
-    in_channels: int = 2              # C, crop channels (CropConfig.channels: ink [+ classical trace])
-    crop_width: int = 500             # W, columns of an input crop (time axis)
-    out_samples: int = 1250           # T, output samples per crop (window_s * fs)
+    The crop geometry (rows H, columns W, channels C, output samples T, mV at the top row) is the
+    ``CropConfig``'s: ``MultimodalECG(model_cfg, crop_cfg)`` reads it from there, and every
+    checkpoint stores both.
+    """
+
     channels: tuple[int, ...] = (16, 32, 48, 64)  # image-encoder stage widths; each halves H
     width_strides: tuple[int, ...] = (2, 2, 1, 1)  # image-encoder stage strides along W
     hidden: int = 64                  # channels of the 1-D (time) stacks
@@ -116,33 +322,37 @@ class ModelConfig:
     variational: bool = False         # VAE latent: encoders give mu and logvar, z ~ N(mu, exp(logvar))
     coord_channel: bool = True        # add a fixed row-position channel to the image (CoordConv)
     row_heads: int = 4                # row-attention heads after stage 1: soft-argmax row per column (0: off)
-    signal_encoder: bool = True       # build the signal encoder (False: image-only ablation)
-    readout_mv: float = 2.4           # mV at the crop's top row (CropConfig half_mm / gain_mm_mv)
+    signal_encoder: bool = True       # build the signal encoder (False: image-only ablation; ecgnb.train
+                                      # sets it from TrainConfig.multimodal)
     residual: bool = True             # decode a correction to the classical reading (the trace channel's
-                                      # row centroid per column) instead of the whole signal; needs the
-                                      # trace channel (``ecgnb.train`` turns it off on ink-only crops)
+                                      # row centroid per column) instead of the whole signal, where the
+                                      # crops have the trace channel (ink-only crops: off, see ``resolved``)
 
-    @property
-    def latent_len(self) -> int:
-        """L, latent steps: crop width over the product of the width strides."""
-        return self.crop_width // math.prod(self.width_strides)
+    # Fields of checkpoints saved before the geometry moved to CropConfig (``from_dict`` drops them).
+    LEGACY_GEOMETRY = ("crop_height", "in_channels", "crop_width", "out_samples", "readout_mv")
 
-    @property
-    def patch(self) -> int:
+    def latent_len(self, crop: CropConfig) -> int:
+        """L, latent steps: crop columns over the product of the width strides."""
+        return crop.width // math.prod(self.width_strides)
+
+    def patch(self, crop: CropConfig) -> int:
         """Output samples per latent step (T / L)."""
-        return self.out_samples // self.latent_len
+        return crop.n_samples // self.latent_len(crop)
 
-    def validate(self) -> None:
+    def resolved(self, crop: CropConfig) -> "ModelConfig":
+        """This architecture as built on ``crop``: the residual decoder needs the trace channel, so
+        on ink-only crops (``crop.channels == 1``) it is off. What a checkpoint stores."""
+        return dataclasses.replace(self, residual=self.residual and crop.channels == 2)
+
+    def validate(self, crop: CropConfig) -> None:
         assert len(self.channels) == len(self.width_strides), \
             f"channels {self.channels} and width_strides {self.width_strides} need one entry per stage"
-        assert self.crop_width % math.prod(self.width_strides) == 0, \
-            f"crop_width {self.crop_width} must be divisible by the width strides' product"
-        assert self.out_samples % self.latent_len == 0, \
-            f"out_samples {self.out_samples} must be a multiple of latent_len {self.latent_len}"
-        assert self.crop_height % 2 ** len(self.channels) == 0, \
-            f"crop_height {self.crop_height} must be divisible by 2**{len(self.channels)} (one halving per stage)"
-        assert not self.residual or self.in_channels == 2, \
-            "residual needs the trace channel (in_channels 2): set residual=False for ink-only crops"
+        assert crop.width % math.prod(self.width_strides) == 0, \
+            f"crop width {crop.width} (cols_per_s * window_s) must be divisible by the width strides' product"
+        assert crop.n_samples % self.latent_len(crop) == 0, \
+            f"crop n_samples {crop.n_samples} must be a multiple of latent_len {self.latent_len(crop)}"
+        assert crop.height % 2 ** len(self.channels) == 0, \
+            f"crop height {crop.height} must be divisible by 2**{len(self.channels)} (one halving per stage)"
 
     def to_dict(self) -> dict:
         """Plain dict (tuples as lists), safe for ``torch.load(weights_only=True)``."""
@@ -150,11 +360,10 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        """Inverse of ``to_dict``; checkpoints saved before ``in_channels`` and ``residual``
-        existed had one channel and no residual."""
-        d = {"in_channels": 1, "residual": False, **d}
+        """Inverse of ``to_dict``. Older checkpoints: the geometry fields they restated are dropped
+        (the geometry is their ``crop``'s), and those saved before ``residual`` had none."""
+        d = {"residual": False, **{k: v for k, v in d.items() if k not in cls.LEGACY_GEOMETRY}}
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
-
 
 # --------------------------------------------------------------------------------------------
 # The three parts
@@ -200,6 +409,7 @@ class Profile:
     seed: int = 0
     signal: SignalConfig = field(default_factory=SignalConfig)
     paper: PaperConfig = field(default_factory=PaperConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     data: DataConfig = field(default_factory=DataConfig)
     crop: CropConfig = field(default_factory=CropConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import preprocess as pp
+from .config import PaperConfig, PreprocessConfig
 from .io import check_rgb
 from .leads import LEAD_INDEX, LEAD_NAMES
 from .reading import Reading, ReadOptions, overlay
@@ -231,13 +232,12 @@ def stroke_points(runs: list[np.ndarray], choice: list[int | None], pen: float,
 
 
 def panel_signal(points: np.ndarray, box: pp.PanelBox, grid: pp.GridInfo, fs: float,
-                 gain_mm_mv: float = pp.PAPER.gain_mm_mv,
-                 speed_mm_s: float = pp.PAPER.speed_mm_s) -> tuple[np.ndarray, np.ndarray]:
+                 paper: PaperConfig = PaperConfig()) -> tuple[np.ndarray, np.ndarray]:
     """``(sample indices, mV)`` of one panel from its polyline (page px, upright).
 
-    x -> time linearly across the box (its row's own time axis, ``speed_mm_s`` mm/s at the
+    x -> time linearly across the box (its row's own time axis, ``paper.speed_mm_s`` mm/s at the
     page's px/mm when the row has none); y -> mV relative to the panel's (sloped) 0 mV line with
-    ``gain_mm_mv`` (mm/mV). Samples farther than ``EDGE_HOLD_S`` from any traced
+    ``paper.gain_mm_mv`` (mm/mV). Samples farther than ``EDGE_HOLD_S`` from any traced
     point at the panel's ends stay NaN.
     """
     n0, n1 = int(round(box.t0_s * fs)), int(round(box.t1_s * fs))
@@ -245,9 +245,9 @@ def panel_signal(points: np.ndarray, box: pp.PanelBox, grid: pp.GridInfo, fs: fl
     xs = box.x0 + (idx / fs - box.t0_s) * (box.x1 - box.x0) / (box.t1_s - box.t0_s)
     if len(points) < 2:
         return idx, np.full(idx.size, np.nan)
-    mv = (box.baseline_at(points[:, 0]) - points[:, 1]) / (gain_mm_mv * grid.px_per_mm_y)
+    mv = (box.baseline_at(points[:, 0]) - points[:, 1]) / (paper.gain_mm_mv * grid.px_per_mm_y)
     out = np.interp(xs, points[:, 0], mv)
-    hold = EDGE_HOLD_S * speed_mm_s * grid.px_per_mm_x
+    hold = EDGE_HOLD_S * paper.speed_mm_s * grid.px_per_mm_x
     out[(xs < points[0, 0] - hold) | (xs > points[-1, 0] + hold)] = np.nan
     return idx, out
 
@@ -331,26 +331,30 @@ def pen_width(mask: np.ndarray, layout: pp.LayoutInfo) -> float:
 # --------------------------------------------------------------------------------------------
 
 def digitize_image(image: np.ndarray, layout: str = "3x4+1", fs: float = 500,
-                   duration_s: float = 10.0) -> Reading:
+                   duration_s: float = 10.0, paper: PaperConfig = PaperConfig(),
+                   cfg: PreprocessConfig | None = None) -> Reading:
     """Digitize one RGB page ``(H, W, 3)`` uint8 into a ``(round(fs*duration_s), 12)`` mV signal.
 
     Lead II (or any lead with a rhythm strip) is taken from its full-length strip; the short panel
-    only fills samples the strip missed. Raises ``ImageError`` (not an ECG page) or
-    ``LayoutError`` (page does not match ``layout``).
+    only fills samples the strip missed. ``paper`` gives the printed scales (mm/s, mm/mV, the
+    calibration pulse), ``cfg`` the preprocessing settings. Raises ``ImageError`` (not an ECG
+    page) or ``LayoutError`` (page does not match ``layout``).
     """
     check_rgb(image)
-    upright, skew, dark = pp.straighten(image)  # dark: shared by grid and trace detection
-    return digitize_straightened(upright, skew, dark, layout, fs, duration_s)
+    upright, skew, dark = pp.straighten(image, cfg=cfg, paper=paper)  # dark: shared by grid and trace
+    return digitize_straightened(upright, skew, dark, layout, fs, duration_s, paper, cfg)
 
 
 def digitize_straightened(upright: np.ndarray, skew: float, dark: np.ndarray,
-                          layout: str = "3x4+1", fs: float = 500,
-                          duration_s: float = 10.0) -> Reading:
+                          layout: str = "3x4+1", fs: float = 500, duration_s: float = 10.0,
+                          paper: PaperConfig = PaperConfig(),
+                          cfg: PreprocessConfig | None = None) -> Reading:
     """``digitize_image`` after ``preprocess.straighten`` (``upright``, ``skew`` deg, ``dark``),
     for callers that need the straightened page's darkness too (``ecgnb.panels``)."""
-    grid = pp.detect_grid(upright, dark)
-    mask = pp.denoise(pp.remove_grid(upright, grid, dark=dark), grid.px_per_mm)
-    lay = pp.detect_layout(mask, grid, layout, duration_s, strength=pp.grid_strength(dark))
+    grid = pp.detect_grid(upright, dark, cfg=cfg, paper=paper)
+    mask = pp.denoise(pp.remove_grid(upright, grid, dark=dark, cfg=cfg), grid.px_per_mm, cfg=cfg)
+    lay = pp.detect_layout(mask, grid, layout, duration_s, strength=pp.grid_strength(dark, cfg=cfg),
+                           cfg=cfg, paper=paper)
     pen = pen_width(mask, lay)
     cover = ink_coverage(dark, mask)
     n = int(round(fs * duration_s))
@@ -362,7 +366,7 @@ def digitize_straightened(upright: np.ndarray, skew: float, dark: np.ndarray,
         box = lay.panels[i]
         pts = drop_ticks(extract_panel(mask, box, grid, pen, cover), box, lay)
         traces[i] = pts
-        idx, mv = panel_signal(pts, box, grid, fs)
+        idx, mv = panel_signal(pts, box, grid, fs, paper)
         keep = idx < n
         col = signal[:, LEAD_INDEX[box.lead]]
         target = idx[keep]
@@ -398,4 +402,5 @@ class ClassicalDigitizer:
     def read(self, image: np.ndarray, options: ReadOptions = ReadOptions()) -> Reading:
         """``digitize_image`` with the caller's layout, fs (Hz) and duration (s)."""
         return digitize_image(image, layout=options.layout, fs=options.fs,
-                              duration_s=options.duration_s)
+                              duration_s=options.duration_s, paper=options.paper,
+                              cfg=options.preprocess)

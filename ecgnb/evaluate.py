@@ -7,6 +7,7 @@ scored the same way. Results are long tables: one row per (page, lead) with the 
 """
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import time
@@ -122,6 +123,50 @@ def score_eik(digitize: Digitizer, fs: int = 500, progress: bool = True) -> pd.D
     return pd.concat(frames, ignore_index=True)
 
 
+def photo_pages(folder: Path = paths.PHOTOS_DEV, fs: int = 500) -> list[tuple[str, Path, np.ndarray]]:
+    """``(name, image path, reference)`` of each phone photo in ``folder`` (``photos-dev``).
+
+    Each ``<record>-0.jpg`` has its signal beside it as WFDB ``<record>.hea/.dat`` (mV, NaN where
+    the page shows no sample). For measurement only: nothing may be trained or tuned on them.
+    """
+    if not Path(folder).exists():
+        raise MissingInputError(f"{folder} not found: the phone photos lie in "
+                                "../shared/data/photos-dev beside the checkout")
+    out = []
+    for image_path in sorted(Path(folder).glob("*.jpg")):
+        record = Path(folder) / image_path.stem.rsplit("-", 1)[0]
+        if not record.with_suffix(".hea").exists():
+            raise MissingInputError(f"signal {record}.hea of {image_path.name} not found")
+        signal, record_fs, names = io.read_wfdb(record)
+        if int(record_fs) != fs:
+            raise MissingInputError(f"{record.name} is sampled at {record_fs} Hz; score it at that "
+                                    f"rate, not {fs} Hz")
+        reference = np.full((signal.shape[0], len(LEAD_NAMES)), np.nan)
+        reference[:, [LEAD_NAMES.index(canonical_lead(n)) for n in names]] = signal
+        out.append((image_path.stem, image_path, reference))
+    return out
+
+
+def score_photos(digitize: Digitizer, fs: int = 500, progress: bool = True) -> pd.DataFrame:
+    """Score ``digitize`` on the phone photos of ``photos-dev`` (one row per photo and lead).
+
+    A refused photo scores as an all-missing output (0 dB), as ``score_page`` does for any page.
+    """
+    frames = []
+    for name, image_path, reference in tqdm(photo_pages(fs=fs), desc="photos", disable=not progress):
+        frames.append(score_page(digitize, io.read_image(image_path), reference, fs)
+                      .assign(page=name, record=name.rsplit("-", 1)[0], origin="photo"))
+    return pd.concat(frames, ignore_index=True)
+
+
+def per_page(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean aligned SNR (dB) per page (rows) and method (columns), and whether it was refused."""
+    finite = table.replace([np.inf, -np.inf], np.nan)
+    out = finite.pivot_table(index="page", columns="method", values="snr_db", aggfunc="mean")
+    refused = table.groupby(["page", "method"])["error"].first().ne("").unstack("method")
+    return out.join(refused.add_suffix("_refused"))
+
+
 def summary_by(table: pd.DataFrame, by: str | list[str]) -> pd.DataFrame:
     """Mean of each metric over (page, lead) rows grouped by ``by``.
 
@@ -205,11 +250,16 @@ def load_split(profile_name: str, split: str, data_dir: Path | None = None) -> p
     return index[index["split"] == split].sort_values("page", ignore_index=True)
 
 
-def method(name: str, layout: str = "3x4+1", fs: float = 500, **settings) -> Digitizer:
+def method(name: str, layout: str = "3x4+1", fs: float = 500, profile=None,
+           **settings) -> Digitizer:
     """The registered digitizer ``name`` (``ecgnb.digitizers``, made once with ``settings``,
-    e.g. ``checkpoint=``) as a ``Digitizer`` reading pages of ``layout`` at ``fs`` Hz."""
+    e.g. ``checkpoint=``) as a ``Digitizer`` reading pages of ``layout`` at ``fs`` Hz, with the
+    paper scales and preprocessing settings of ``profile`` (an ``ecgnb.config.Profile``; None:
+    the defaults)."""
     reader = digitizers.get(name, **settings)
     options = ReadOptions(layout=layout, fs=float(fs))
+    if profile is not None:
+        options = dataclasses.replace(options, paper=profile.paper, preprocess=profile.preprocess)
     return lambda image: reader.read(image, options)
 
 
@@ -376,4 +426,14 @@ def score_eik_methods(methods: dict[str, Digitizer], fs: int = 500,
     Raises ``MissingInputError`` when the ECG-Image-Kit pages (or their records) are absent.
     """
     return pd.concat([score_eik(fn, fs, progress).assign(method=name)
+                      for name, fn in methods.items()], ignore_index=True)
+
+
+def score_photos_methods(methods: dict[str, Digitizer], fs: int = 500,
+                         progress: bool = True) -> pd.DataFrame:
+    """``score_photos`` of every method, one long table with a ``method`` column.
+
+    Raises ``MissingInputError`` when the photos (or their signals) are absent.
+    """
+    return pd.concat([score_photos(fn, fs, progress).assign(method=name)
                       for name, fn in methods.items()], ignore_index=True)

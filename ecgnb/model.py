@@ -15,17 +15,20 @@ the trace channel (``TraceReading``), so the model starts where the classical di
 learns what it gets wrong. A row-attention readout of the trace position may be supervised
 directly (``TrainConfig.w_readout``) so the encoder learns early where the trace is.
 
+The model is built from two configs: ``ModelConfig`` (the architecture) and ``CropConfig`` (the
+crops it reads: ``H = crop.height`` rows, ``W = crop.width`` columns, ``C = crop.channels``,
+``T = crop.n_samples`` output samples, ``half_mm / gain_mm_mv`` mV at the top row); a checkpoint
+stores both.
+
 Read top to bottom: small parts (ConvBlock2d, ResBlock1d, RowAttention, TraceReading), the three parts, the
-whole model, then inference on pages (``digitize_image``) and checkpoints.
+whole model, checkpoints, then the digitizer behind the one interface (``CropModelDigitizer``).
 
 Shapes: ``B`` batch, ``H x W`` crop rows x columns, ``T`` output samples, ``L`` latent steps,
 ``D`` latent_dim. Images are ink 0..1, signals mV.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +37,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import paths
-from .config import ModelConfig  # noqa: F401  (defined with the profiles)
+from .config import CropConfig, ModelConfig  # noqa: F401  (defined with the profiles)
 from .errors import MissingInputError
 from .leads import LEAD_INDEX, LEAD_NAMES
+from .reading import Reading, ReadOptions
 
 # The checkpoint `digitize --method model` uses; notebook 04 publishes its best multimodal run here.
 DEFAULT_CHECKPOINT = paths.ROOT / "models" / "default.pt"
@@ -45,6 +49,11 @@ DEFAULT_CHECKPOINT = paths.ROOT / "models" / "default.pt"
 # --------------------------------------------------------------------------------------------
 # Small parts
 # --------------------------------------------------------------------------------------------
+
+def top_row_mv(crop: CropConfig) -> float:
+    """mV at a crop's top row (minus that at its bottom row): ``half_mm / gain_mm_mv``."""
+    return crop.half_mm / crop.gain_mm_mv
+
 
 def _groups(channels: int) -> int:
     """GroupNorm groups: 8 where they divide ``channels``, else fewer (batch-independent norm)."""
@@ -95,22 +104,23 @@ class TraceReading(nn.Module):
     """The classical digitizer's reading, read back from the trace channel: ``(B, T)`` mV.
 
     Per crop column, the centroid of the trace mark (channel 1, one Gaussian per column, see
-    ``ecgnb.panels.trace_crop``; ``power`` > 1 would sharpen the weights) in mV (``readout_mv``
+    ``ecgnb.panels.trace_crop``; ``power`` > 1 would sharpen the weights) in mV (``top_row_mv``
     at the top row), 0 mV where the column holds less than ``min_mass`` of mark (nothing traced
     there); then linear interpolation from column times (``j * W / T`` samples) to the ``T``
     output samples.
     Fixed, no parameters: with ``ModelConfig.residual`` the decoder adds its output to this.
     """
 
-    def __init__(self, cfg: ModelConfig, power: float = 1.0, min_mass: float = 0.2):
+    def __init__(self, crop: CropConfig, power: float = 1.0, min_mass: float = 0.2):
         super().__init__()
         self.power, self.min_mass = power, min_mass
-        rows = torch.linspace(cfg.readout_mv, -cfg.readout_mv, cfg.crop_height)
+        mv = top_row_mv(crop)
+        rows = torch.linspace(mv, -mv, crop.height)
         self.register_buffer("rows", rows.view(1, -1, 1), persistent=False)
-        j = torch.arange(cfg.out_samples, dtype=torch.float64) * cfg.crop_width / cfg.out_samples
-        j0 = j.floor().long().clamp(max=cfg.crop_width - 1)
+        j = torch.arange(crop.n_samples, dtype=torch.float64) * crop.width / crop.n_samples
+        j0 = j.floor().long().clamp(max=crop.width - 1)
         self.register_buffer("j0", j0, persistent=False)
-        self.register_buffer("j1", (j0 + 1).clamp(max=cfg.crop_width - 1), persistent=False)
+        self.register_buffer("j1", (j0 + 1).clamp(max=crop.width - 1), persistent=False)
         self.register_buffer("frac", (j - j0).clamp(0, 1).float(), persistent=False)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
@@ -164,26 +174,27 @@ class ImageEncoder(nn.Module):
     ``(B, D, L)`` (``(B, 2D, L)``, i.e. mu and logvar, when variational).
     """
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, crop: CropConfig):
         super().__init__()
-        self.cfg = cfg
-        c_in = cfg.in_channels + (1 if cfg.coord_channel else 0)
+        self.cfg, self.crop = cfg, crop
+        self.mv_top = top_row_mv(crop)
+        c_in = crop.channels + (1 if cfg.coord_channel else 0)
         stages = []
         for c, sw in zip(cfg.channels, cfg.width_strides):
             stages.append(ConvBlock2d(c_in, c, (2, sw), cfg.dropout))
             c_in = c
         self.stages = nn.Sequential(*stages)
-        h_left = cfg.crop_height // 2 ** len(cfg.channels)
+        h_left = crop.height // 2 ** len(cfg.channels)
         self.collapse = nn.Conv2d(c_in, cfg.hidden, (h_left, 1))      # (B, hidden, 1, L)
         self.row_att = None
         if cfg.row_heads > 0:
-            w1 = cfg.crop_width // cfg.width_strides[0]
-            self.row_att = RowAttention(cfg.channels[0], cfg.row_heads, cfg.crop_height // 2,
-                                        cfg.latent_len, cfg.crop_height)
-            self.join = nn.Conv1d(cfg.hidden + cfg.row_heads * (w1 // cfg.latent_len), cfg.hidden, 1)
+            w1, latent_len = crop.width // cfg.width_strides[0], cfg.latent_len(crop)
+            self.row_att = RowAttention(cfg.channels[0], cfg.row_heads, crop.height // 2,
+                                        latent_len, crop.height)
+            self.join = nn.Conv1d(cfg.hidden + cfg.row_heads * (w1 // latent_len), cfg.hidden, 1)
         self.temporal = _temporal_stack(cfg.hidden, cfg)
         self.head = nn.Conv1d(cfg.hidden, cfg.latent_dim * (2 if cfg.variational else 1), 1)
-        rows = torch.linspace(1.0, -1.0, cfg.crop_height).view(1, 1, -1, 1)  # +1 top (positive mV)
+        rows = torch.linspace(1.0, -1.0, crop.height).view(1, 1, -1, 1)  # +1 top (positive mV)
         self.register_buffer("rows", rows, persistent=False)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
@@ -193,12 +204,12 @@ class ImageEncoder(nn.Module):
         """``(latent (B, D or 2D, L), readout (B, W1) mV or None)``.
 
         The readout is the first row-attention head's trace position per stage-1 column
-        (``W / width_strides[0]`` columns), in mV (``readout_mv`` at the top row); training may
+        (``W / width_strides[0]`` columns), in mV (``top_row_mv`` at the top row); training may
         supervise it (``TrainConfig.w_readout``) so the encoder learns to find the trace early.
         """
-        cfg = self.cfg
-        assert image.ndim == 4 and image.shape[1:] == (cfg.in_channels, cfg.crop_height, cfg.crop_width), \
-            f"image must be (B, {cfg.in_channels}, {cfg.crop_height}, {cfg.crop_width}), got {tuple(image.shape)}"
+        cfg, crop = self.cfg, self.crop
+        assert image.ndim == 4 and image.shape[1:] == (crop.channels, crop.height, crop.width), \
+            f"image must be (B, {crop.channels}, {crop.height}, {crop.width}), got {tuple(image.shape)}"
         x = image
         if cfg.coord_channel:
             x = torch.cat([x, self.rows.expand(x.shape[0], 1, -1, x.shape[3])], dim=1)  # (B, 2, H, W)
@@ -209,7 +220,7 @@ class ImageEncoder(nn.Module):
         if self.row_att is not None:
             stacked, pos = self.row_att(f1)
             x = self.join(torch.cat([x, stacked], dim=1))  # (B, hidden, L)
-            readout = pos[:, 0] * cfg.readout_mv     # (B, W1) mV
+            readout = pos[:, 0] * self.mv_top        # (B, W1) mV
         x = self.temporal(x)                         # (B, hidden, L)
         return self.head(F.gelu(x)), readout         # (B, D or 2D, L)
 
@@ -220,16 +231,17 @@ class SignalEncoder(nn.Module):
     ``(B, T)`` -> ``(B, hidden, L)`` -> ``(B, D, L)`` (``(B, 2D, L)`` when variational).
     """
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, crop: CropConfig):
         super().__init__()
-        self.cfg = cfg
-        self.embed = nn.Conv1d(1, cfg.hidden, cfg.patch, stride=cfg.patch)
+        self.cfg, self.n_samples = cfg, crop.n_samples
+        patch = cfg.patch(crop)
+        self.embed = nn.Conv1d(1, cfg.hidden, patch, stride=patch)
         self.temporal = _temporal_stack(cfg.hidden, cfg)
         self.head = nn.Conv1d(cfg.hidden, cfg.latent_dim * (2 if cfg.variational else 1), 1)
 
     def forward(self, signal: torch.Tensor) -> torch.Tensor:
-        assert signal.ndim == 2 and signal.shape[1] == self.cfg.out_samples, \
-            f"signal must be (B, {self.cfg.out_samples}) mV, got {tuple(signal.shape)}"
+        assert signal.ndim == 2 and signal.shape[1] == self.n_samples, \
+            f"signal must be (B, {self.n_samples}) mV, got {tuple(signal.shape)}"
         x = self.embed(signal.unsqueeze(1))          # (B, hidden, L)
         x = self.temporal(x)                         # (B, hidden, L)
         return self.head(F.gelu(x))                  # (B, D or 2D, L)
@@ -241,20 +253,20 @@ class WaveformDecoder(nn.Module):
     ``(B, D, L)`` -> ``(B, hidden, L)`` -> ``(B, patch, L)`` -> ``(B, T)`` (sub-pixel upsampling).
     """
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, crop: CropConfig):
         super().__init__()
-        self.cfg = cfg
+        self.cfg, self.latent_len, self.n_samples = cfg, cfg.latent_len(crop), crop.n_samples
         self.embed = nn.Conv1d(cfg.latent_dim, cfg.hidden, 1)
         self.temporal = _temporal_stack(cfg.hidden, cfg)
-        self.out = nn.Conv1d(cfg.hidden, cfg.patch, 3, padding=1)
+        self.out = nn.Conv1d(cfg.hidden, cfg.patch(crop), 3, padding=1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
-        assert z.ndim == 3 and z.shape[1:] == (cfg.latent_dim, cfg.latent_len), \
-            f"latent must be (B, {cfg.latent_dim}, {cfg.latent_len}), got {tuple(z.shape)}"
+        assert z.ndim == 3 and z.shape[1:] == (cfg.latent_dim, self.latent_len), \
+            f"latent must be (B, {cfg.latent_dim}, {self.latent_len}), got {tuple(z.shape)}"
         x = self.temporal(self.embed(z))             # (B, hidden, L)
         x = self.out(F.gelu(x))                      # (B, patch, L)
-        return x.transpose(1, 2).reshape(z.shape[0], cfg.out_samples)  # (B, T): step-major
+        return x.transpose(1, 2).reshape(z.shape[0], self.n_samples)  # (B, T): step-major
 
 
 # --------------------------------------------------------------------------------------------
@@ -264,19 +276,23 @@ class WaveformDecoder(nn.Module):
 class MultimodalECG(nn.Module):
     """Image encoder + signal encoder -> shared latent -> waveform decoder.
 
-    With ``cfg.residual`` the shared latent encodes the *correction* to the classical reading
-    (``TraceReading`` of the image): the image path outputs reading + decoded correction, and the
-    signal encoder sees the signal minus that reading (what the classical digitizer missed).
+    ``cfg`` is the architecture, ``crop`` the crops it reads (every input and output size comes
+    from it). With ``cfg.residual`` and two-channel crops the shared latent encodes the
+    *correction* to the classical reading (``TraceReading`` of the image): the image path outputs
+    reading + decoded correction, and the signal encoder sees the signal minus that reading (what
+    the classical digitizer missed). ``self.cfg`` is ``cfg.resolved(crop)``, what was built
+    (residual off on ink-only crops); checkpoints store it beside ``crop``.
     """
 
-    def __init__(self, cfg: ModelConfig = ModelConfig()):
+    def __init__(self, cfg: ModelConfig, crop: CropConfig):
         super().__init__()
-        cfg.validate()
-        self.cfg = cfg
-        self.image_encoder = ImageEncoder(cfg)
-        self.signal_encoder = SignalEncoder(cfg) if cfg.signal_encoder else None
-        self.decoder = WaveformDecoder(cfg)
-        self.reading = TraceReading(cfg) if cfg.residual else None
+        cfg.validate(crop)
+        self.cfg, self.crop = cfg.resolved(crop), crop
+        cfg = self.cfg
+        self.image_encoder = ImageEncoder(cfg, crop)
+        self.signal_encoder = SignalEncoder(cfg, crop) if cfg.signal_encoder else None
+        self.decoder = WaveformDecoder(cfg, crop)
+        self.reading = TraceReading(crop) if cfg.residual else None
         if cfg.residual:   # start exactly at the classical reading: a zero correction
             nn.init.zeros_(self.decoder.out.weight)
             nn.init.zeros_(self.decoder.out.bias)
@@ -284,7 +300,7 @@ class MultimodalECG(nn.Module):
     def base(self, image: torch.Tensor) -> torch.Tensor:
         """``(B, T)`` mV the decoder's output is added to: the classical reading, or 0."""
         if self.reading is None:
-            return image.new_zeros(image.shape[0], self.cfg.out_samples)
+            return image.new_zeros(image.shape[0], self.crop.n_samples)
         return self.reading(image)
 
     def _latent(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -323,7 +339,7 @@ class MultimodalECG(nn.Module):
                "logvar_image": logvar, "readout_image": readout, "base": base}
         if signal is not None and self.signal_encoder is not None:
             assert signal.shape == base.shape, \
-                f"signal must be (B, {self.cfg.out_samples}) mV with the image's batch " \
+                f"signal must be (B, {self.crop.n_samples}) mV with the image's batch " \
                 f"{image.shape[0]}, got {tuple(signal.shape)}"
             zs, mus, logvars = self.encode_signal(signal - base)
             out.update(recon_signal=base + self.decode(zs), z_signal=zs, mu_signal=mus,
@@ -350,7 +366,7 @@ class MultimodalECG(nn.Module):
                 outs.append((self.base(x) + self.decode(self.encode_image(x)[1])).cpu())
         finally:
             self.train(was)
-        return torch.cat(outs) if outs else torch.zeros(0, self.cfg.out_samples)
+        return torch.cat(outs) if outs else torch.zeros(0, self.crop.n_samples)
 
 
 def count_parameters(model: nn.Module) -> dict[str, int]:
@@ -364,7 +380,7 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
 
 
 # --------------------------------------------------------------------------------------------
-# Checkpoints and inference on pages
+# Checkpoints
 # --------------------------------------------------------------------------------------------
 
 def shape_table(model: "MultimodalECG", image: torch.Tensor, signal: torch.Tensor):
@@ -412,6 +428,8 @@ def load_model(checkpoint: str | Path | None = None, device: str = "cpu"
 
     ``checkpoint`` defaults to ``DEFAULT_CHECKPOINT``; a clear ``MissingInputError`` says how to
     make one. Loaded with ``weights_only=True`` (checkpoints hold only tensors and plain types).
+    The model is built from the checkpoint's ``model_cfg`` (architecture) and its crop
+    (``checkpoint_crop``), so checkpoints whose ``model_cfg`` still restates the geometry load too.
     """
     path = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
     if not path.exists():
@@ -419,54 +437,33 @@ def load_model(checkpoint: str | Path | None = None, device: str = "cpu"
             f"model checkpoint {path} not found: train and publish one with notebook "
             "04_training (`python -m ecgnb study --only 01 02 03 04`), or pass checkpoint=...")
     ckpt = torch.load(path, map_location=device, weights_only=True)
-    model = MultimodalECG(ModelConfig.from_dict(ckpt["model_cfg"])).to(device)
+    model = MultimodalECG(ModelConfig.from_dict(ckpt["model_cfg"]), checkpoint_crop(ckpt)).to(device)
     model.load_state_dict(ckpt["model"])
     return model.eval(), ckpt
 
 
-def checkpoint_crop(ckpt: dict):
-    """The ``CropConfig`` a checkpoint was trained on (``CropConfig()`` if it names none)."""
-    from .config import CropConfig
+def checkpoint_crop(ckpt: dict) -> CropConfig:
+    """The ``CropConfig`` a checkpoint was trained on.
 
-    return CropConfig.from_dict(ckpt["crop"]) if ckpt.get("crop") else CropConfig()
+    Its ``crop``; a checkpoint saved without one (trained on bare arrays, or before crops were
+    stored) gets the crop its old-style ``model_cfg`` restated (rows, columns, samples, channels,
+    mV at the top row; the rest default), else ``CropConfig()``.
+    """
+    if ckpt.get("crop"):
+        return CropConfig.from_dict(ckpt["crop"])
+    m = ckpt.get("model_cfg", {})
+    if "crop_height" not in m:
+        return CropConfig()
+    d = CropConfig()
+    window_s = m["out_samples"] / d.fs
+    return CropConfig(height=m["crop_height"], half_mm=m.get("readout_mv", 2.4) * d.gain_mm_mv,
+                      cols_per_s=int(round(m["crop_width"] / window_s)), window_s=window_s,
+                      trace_channel=m.get("in_channels", 1) == 2)
 
 
-@dataclass
-class ModelDigitizeResult:
-    """A page digitized by the model: the signal plus what the preprocessing found."""
-
-    signal: np.ndarray          # (n_samples, 12) mV, NaN where the page shows no sample
-    fs: float                   # Hz
-    lead_names: tuple[str, ...]
-    analysis: object            # ecgnb.panels.PageAnalysis (upright page, grid, layout)
-    n_crops: int
-    traces: dict[int, np.ndarray] = dataclasses.field(default_factory=dict)  # crop -> (n, 2) x,y px of the output
-
-    # The attributes ``ecgnb.digitize`` (overlay, command line) reads from a DigitizeResult.
-    @property
-    def layout(self):
-        return self.analysis.layout
-
-    @property
-    def grid(self):
-        return self.analysis.grid
-
-    @property
-    def skew_deg(self) -> float:
-        return self.analysis.skew_deg
-
-    @property
-    def upright(self) -> np.ndarray:
-        return self.analysis.upright
-
-    def diagnostics(self) -> dict:
-        """Plain-JSON summary in the shape of ``ecgnb.digitize.DigitizeResult.diagnostics``."""
-        from .digitize import geometry_diagnostics
-
-        a = self.analysis
-        return {"method": "model", "n_crops": self.n_crops,
-                **geometry_diagnostics(a.skew_deg, a.grid, a.layout)}
-
+# --------------------------------------------------------------------------------------------
+# Inference on pages: the digitizer behind the one interface
+# --------------------------------------------------------------------------------------------
 
 def place_crops(crops: list, outputs: np.ndarray, crop_fs: float, fs: float, n: int) -> np.ndarray:
     """Assemble per-crop outputs ``(N, T)`` mV (at ``crop_fs``) into a ``(n, 12)`` page signal at ``fs``.
@@ -488,34 +485,54 @@ def place_crops(crops: list, outputs: np.ndarray, crop_fs: float, fs: float, n: 
     return signal
 
 
+class CropModelDigitizer:
+    """The crop model behind the one interface (``ecgnb.reading.Digitizer``).
+
+    The model is loaded once, here: from ``checkpoint`` (default ``DEFAULT_CHECKPOINT``; a clear
+    ``MissingInputError`` when absent) unless ``model`` is given. The crops are cut with the
+    model's ``CropConfig``; ``crop_cfg`` may replace it by one of the same geometry (another blur).
+    """
+
+    name = "crop_model"
+
+    def __init__(self, checkpoint: str | Path | None = None, model: MultimodalECG | None = None,
+                 crop_cfg: CropConfig | None = None):
+        self.model = model if model is not None else load_model(checkpoint)[0]
+        self.crop_cfg = crop_cfg or self.model.crop
+        c, m = self.crop_cfg, self.model.crop
+        assert (c.channels, c.height, c.width, c.n_samples, top_row_mv(c)) == \
+            (m.channels, m.height, m.width, m.n_samples, top_row_mv(m)), \
+            f"crop geometry {c} does not match the model's {m}"
+
+    def read(self, image: np.ndarray, options: ReadOptions = ReadOptions()) -> Reading:
+        """Digitize one RGB page ``(H, W, 3)`` uint8: ``(round(fs * duration_s), 12)`` mV.
+
+        Crops every panel (``ecgnb.panels``, the classical layout detection), runs
+        ``model.predict`` on them (image only) and places each output at its lead and time span;
+        ``traces`` are the outputs drawn back on the upright page, ``extra`` holds ``n_crops``.
+        """
+        from .panels import analyse_for, crops_from_layout
+
+        crop_cfg, fs = self.crop_cfg, float(options.fs)
+        analysis = analyse_for(image, options.layout, options.duration_s, crop_cfg)
+        crops = crops_from_layout(analysis, crop_cfg)
+        x = np.zeros((0, crop_cfg.channels, crop_cfg.height, crop_cfg.width), np.float32)
+        if crops:
+            x = np.stack([c.crop if c.crop.ndim == 3 else c.crop[None] for c in crops])  # (N, C, H, W)
+        y = self.model.predict(torch.from_numpy(x.astype(np.float32))).numpy()           # (N, T) mV
+        signal = place_crops(crops, y, crop_cfg.fs, fs, int(round(fs * options.duration_s)))
+        return Reading(signal=signal, fs=fs, lead_names=LEAD_NAMES, method=self.name,
+                       skew_deg=analysis.skew_deg, grid=analysis.grid, layout=analysis.layout,
+                       upright=analysis.upright,
+                       traces={i: output_trace(c, y[i], crop_cfg) for i, c in enumerate(crops)},
+                       extra={"n_crops": len(crops)})
+
+
 def digitize_image(image: np.ndarray, layout: str = "3x4+1", fs: float = 500,
                    model: MultimodalECG | None = None, checkpoint: str | Path | None = None,
-                   duration_s: float = 10.0, crop_cfg=None) -> ModelDigitizeResult:
-    """Digitize one RGB page ``(H, W, 3)`` uint8 with the model: ``(round(fs * duration_s), 12)`` mV.
-
-    Crops every panel (``ecgnb.panels.extract_panels``, the classical layout detection), runs
-    ``model.predict`` on them (image only) and places each output at its lead and time span.
-    ``model`` defaults to the one in ``checkpoint`` (default ``DEFAULT_CHECKPOINT``); the crop
-    geometry is the checkpoint's (or ``crop_cfg``, else ``CropConfig()``).
-    """
-    from .panels import CropConfig, analyse_for, crops_from_layout
-
-    if model is None:
-        model, ckpt = load_model(checkpoint)
-        crop_cfg = crop_cfg or checkpoint_crop(ckpt)
-    crop_cfg = crop_cfg or CropConfig()
-    assert (crop_cfg.channels, crop_cfg.height, crop_cfg.width, crop_cfg.n_samples) == \
-        (model.cfg.in_channels, model.cfg.crop_height, model.cfg.crop_width, model.cfg.out_samples), \
-        f"crop geometry {crop_cfg} does not match the model's input/output {model.cfg}"
-    analysis = analyse_for(image, layout, duration_s, crop_cfg)
-    crops = crops_from_layout(analysis, crop_cfg)
-    x = torch.from_numpy(np.stack([c.crop if c.crop.ndim == 3 else c.crop[None]
-                                   for c in crops]).astype(np.float32))                   # (N, C, H, W)
-    y = model.predict(x).numpy()                                                           # (N, T)
-    signal = place_crops(crops, y, crop_cfg.fs, fs, int(round(fs * duration_s)))
-    return ModelDigitizeResult(signal=signal, fs=float(fs), lead_names=LEAD_NAMES,
-                               analysis=analysis, n_crops=len(crops),
-                               traces={i: output_trace(c, y[i], crop_cfg) for i, c in enumerate(crops)})
+                   duration_s: float = 10.0, crop_cfg: CropConfig | None = None) -> Reading:
+    """One page with the crop model (``CropModelDigitizer``; make one of those to read many)."""
+    return CropModelDigitizer(checkpoint, model, crop_cfg).read(image, ReadOptions(layout, fs, duration_s))
 
 
 def output_trace(crop, mv: np.ndarray, crop_cfg) -> np.ndarray:

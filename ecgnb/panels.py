@@ -351,7 +351,8 @@ def _page_crops(job: tuple) -> dict:
 
 
 def _code_hash() -> str:
-    """Hash of the code that decides where crops are cut (this module and the preprocessing).
+    """Hash of the code that decides where crops are cut: this module, the preprocessing (all
+    its parts) and the classical digitizer (its reading is the trace channel).
 
     Part of the cache key: a fix to layout detection must not leave training on stale crops.
     """
@@ -360,7 +361,9 @@ def _code_hash() -> str:
     import sys
 
     h = hashlib.sha1()
-    for mod in (pp, sys.modules[__name__]):
+    from . import digitize, grid, layout_detect, straighten
+
+    for mod in (pp, grid, straighten, layout_detect, digitize, sys.modules[__name__]):
         h.update(inspect.getsource(mod).encode())
     return h.hexdigest()[:16]
 

@@ -19,6 +19,7 @@ NOTEBOOKS = ROOT / "notebooks"
 SHARED = ROOT.parent / "shared" / "data"
 REAL_ECG = SHARED / "real-ecg"
 EIK_DEV = SHARED / "eik-dev"
+PHOTOS_DEV = SHARED / "photos-dev"   # real phone photos of printed pages: measurement only
 
 
 def data_dir(profile: str) -> Path:

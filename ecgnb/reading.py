@@ -16,6 +16,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from .config import PaperConfig, PreprocessConfig
+
 # Below these a reading is flagged (values chosen on our own renders' failures, not on dev pages).
 LAYOUT_CONFIDENCE_MIN = 0.5   # layout confidence (0..1) under which the panels may be misplaced
 GRID_CONFIDENCE_MIN = 0.4     # grid confidence (0..1) under which px/mm may be wrong
@@ -29,6 +31,9 @@ class ReadOptions:
     layout: str = "3x4+1"     # key of ecgnb.layouts.LAYOUTS, or "auto"
     fs: float = 500.0         # Hz, sampling rate of the output signal
     duration_s: float = 10.0  # s, length of the record the page shows
+    paper: PaperConfig = PaperConfig()   # printed scales: mm/s, mm/mV, calibration pulse (its
+                                         # layout and dpi are not used: the page gives them)
+    preprocess: PreprocessConfig = PreprocessConfig()  # thresholds of the classical front end
 
 
 @dataclass

@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 
 from .config import CropConfig, TrainConfig  # noqa: F401  (defined with the profiles)
 from .io import write_text_atomic
-from .model import ModelConfig, MultimodalECG, count_parameters
+from .model import ModelConfig, MultimodalECG, checkpoint_crop, count_parameters
 
 LOG_COLUMNS = ("epoch", "step", "loss", "loss_image", "loss_signal", "loss_align", "loss_kl",
                "loss_readout",
@@ -198,6 +198,12 @@ def _versions() -> dict[str, str]:
     return {"torch": str(torch.__version__), "numpy": str(np.__version__), "python": platform.python_version()}
 
 
+def build_model(model_cfg: ModelConfig, train_cfg: TrainConfig, crop_cfg: CropConfig) -> MultimodalECG:
+    """The model a run trains: ``model_cfg`` on ``crop_cfg`` crops, with the signal encoder iff
+    ``train_cfg.multimodal`` (the variant decides it, so one model config serves every variant)."""
+    return MultimodalECG(dataclasses.replace(model_cfg, signal_encoder=train_cfg.multimodal), crop_cfg)
+
+
 def _unpack(arrays) -> tuple[np.ndarray, np.ndarray, dict]:
     """``(X, Y)`` or ``(X, Y, meta)`` -> ``(X float32, Y float32, crop config dict or {})``."""
     X, Y = np.asarray(arrays[0], np.float32), np.asarray(arrays[1], np.float32)
@@ -211,6 +217,26 @@ def _unpack(arrays) -> tuple[np.ndarray, np.ndarray, dict]:
     return X, Y, crop
 
 
+def _crop_of(arrays_crop: dict, crop_cfg: CropConfig | None) -> CropConfig:
+    """The ``CropConfig`` crops were cut with: their meta's, or ``crop_cfg`` (both: they must agree)."""
+    if not arrays_crop:
+        if crop_cfg is None:
+            raise ValueError("bare (X, Y) arrays carry no crop settings: pass crop_cfg= (the CropConfig "
+                             "they were cut with) or the (X, Y, meta) of ecgnb.panels.build_panel_arrays")
+        return crop_cfg
+    crop = CropConfig.from_dict(arrays_crop)
+    if crop_cfg is not None and crop != crop_cfg:
+        raise ValueError(f"the arrays were cut with {crop} but the crop settings given are "
+                         f"{crop_cfg}: train and val crops need the same settings")
+    return crop
+
+
+def _check_shapes(X: np.ndarray, Y: np.ndarray, crop: CropConfig, split: str) -> None:
+    assert X.shape[1:] == (crop.channels, crop.height, crop.width) and Y.shape[1] == crop.n_samples, \
+        f"{split} crops {X.shape[1:]} with {Y.shape[1]} target samples do not match the crop " \
+        f"settings: ({crop.channels}, {crop.height}, {crop.width}) with {crop.n_samples}"
+
+
 class IncompatibleRunError(ValueError):
     """``run_dir`` holds a run made with other settings, so it cannot be resumed."""
 
@@ -219,19 +245,32 @@ def _comparable(cfg: dict) -> dict:
     return {k: v for k, v in cfg.items() if k not in RUNTIME_FIELDS}
 
 
+def _run_settings(ckpt: dict) -> dict[str, dict]:
+    """What a resume must match, from a checkpoint, in one form for saves of any version.
+
+    ``model_cfg`` is the architecture as built on the run's crop (``ModelConfig.resolved``; older
+    saves restated the geometry, which ``from_dict`` drops), ``crop`` the run's ``CropConfig``
+    (``checkpoint_crop``), ``train_cfg`` less the runtime fields.
+    """
+    crop = checkpoint_crop(ckpt)
+    return {"model_cfg": ModelConfig.from_dict(ckpt["model_cfg"]).resolved(crop).to_dict(),
+            "crop": crop.to_dict(), "train_cfg": _comparable(ckpt["train_cfg"])}
+
+
 # --------------------------------------------------------------------------------------------
 # The loop
 # --------------------------------------------------------------------------------------------
 
 def train(model_cfg: ModelConfig, train_cfg: TrainConfig, train_arrays, val_arrays,
           run_dir: str | Path, resume: bool = True, progress: bool = True,
-          max_epochs: int | None = None, time_budget_s: float | None = None) -> dict:
+          max_epochs: int | None = None, time_budget_s: float | None = None,
+          crop_cfg: CropConfig | None = None) -> dict:
     """Train a ``MultimodalECG`` on crops; return a summary dict (best val SNR, epochs, timings).
 
-    ``train_arrays``/``val_arrays`` are ``(X (N, 1, H, W), Y (N, T) mV[, meta])`` as made by
-    ``ecgnb.panels.build_panel_arrays`` (the crop geometry in ``meta.attrs['crop']`` is stored in
-    the checkpoint for inference). The model is built from ``model_cfg`` with ``signal_encoder``
-    set to ``train_cfg.multimodal``.
+    ``train_arrays``/``val_arrays`` are ``(X (N, C, H, W), Y (N, T) mV[, meta])`` as made by
+    ``ecgnb.panels.build_panel_arrays``. The crop settings are those in ``meta.attrs['crop']``, or
+    ``crop_cfg`` for bare ``(X, Y)``; they set the model's geometry and are stored in the
+    checkpoint beside the model config. The model is ``build_model(model_cfg, train_cfg, crop)``.
 
     With ``resume`` and an existing ``run_dir/last.pt`` made with the same configs, training
     continues after its epoch (a finished or early-stopped run just returns its summary).
@@ -239,26 +278,21 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, train_arrays, val_arra
     epoch that ends past the budget, both as if interrupted (``last.pt`` is up to date).
     """
     run_dir = Path(run_dir)
-    Xtr, Ytr, crop = _unpack(train_arrays)
-    Xva, Yva, _ = _unpack(val_arrays)
-    # The crops decide the input channels (ink [+ classical trace]); the variant the encoders.
-    # The residual reading needs the trace channel, so ink-only crops (ablations) decode directly.
-    model_cfg = dataclasses.replace(model_cfg, signal_encoder=train_cfg.multimodal,
-                                    in_channels=int(Xtr.shape[1]),
-                                    residual=model_cfg.residual and int(Xtr.shape[1]) == 2)
-    if crop:   # the crops' vertical span sets the mV of the top row
-        model_cfg = dataclasses.replace(model_cfg, readout_mv=crop["half_mm"] / crop["gain_mm_mv"])
-    assert Xtr.shape[2:] == (model_cfg.crop_height, model_cfg.crop_width), \
-        f"crops are {Xtr.shape[2:]} but the model expects {(model_cfg.crop_height, model_cfg.crop_width)}"
-    assert Ytr.shape[1] == model_cfg.out_samples, \
-        f"targets have {Ytr.shape[1]} samples but the model outputs {model_cfg.out_samples}"
+    Xtr, Ytr, crop_tr = _unpack(train_arrays)
+    Xva, Yva, crop_va = _unpack(val_arrays)
+    crop = _crop_of(crop_va, _crop_of(crop_tr, crop_cfg))
+    _check_shapes(Xtr, Ytr, crop, "train")
+    _check_shapes(Xva, Yva, crop, "val")
     info = init_distributed(train_cfg.device)
     torch.set_num_threads(train_cfg.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.manual_seed(train_cfg.seed)
 
-    model = MultimodalECG(model_cfg).to(info.device)
+    model = build_model(model_cfg, train_cfg, crop).to(info.device)
     core = model
+    # What the checkpoints store and a resume must match (``_run_settings``).
+    settings = {"model_cfg": core.cfg.to_dict(), "crop": crop.to_dict(),
+                "train_cfg": train_cfg.to_dict()}
     opt = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
     sampler = DistributedSampler(TensorDataset(torch.from_numpy(Xtr), torch.from_numpy(Ytr)),
                                  num_replicas=info.world_size, rank=info.rank, shuffle=True,
@@ -271,11 +305,10 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, train_arrays, val_arra
     last, best = run_dir / "last.pt", run_dir / "best.pt"
     if resume and last.exists():
         ckpt = torch.load(last, map_location=info.device, weights_only=True)
-        saved = {"model_cfg": ModelConfig.from_dict(ckpt["model_cfg"]).to_dict(),
-                 "train_cfg": ckpt["train_cfg"]}   # from_dict: fields added since then get their old value
-        for name, mine in (("model_cfg", model_cfg.to_dict()), ("train_cfg", train_cfg.to_dict())):
-            if _comparable(saved[name]) != _comparable(mine):
-                diff = {k: (saved[name].get(k), v) for k, v in _comparable(mine).items()
+        saved, mine = _run_settings(ckpt), _run_settings(settings)
+        for name in ("model_cfg", "crop", "train_cfg"):
+            if saved[name] != mine[name]:
+                diff = {k: (saved[name].get(k), v) for k, v in mine[name].items()
                         if saved[name].get(k) != v}
                 raise IncompatibleRunError(f"{last} was made with another {name} (saved, given: "
                                            f"{diff}); use a new run_dir or resume=False")
@@ -338,8 +371,7 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, train_arrays, val_arra
             ckpt = {"model": core.state_dict(), "optimizer": opt.state_dict(),
                     "scheduler": {"name": train_cfg.schedule, "step": state["step"],
                                   "total_steps": total_steps},
-                    "model_cfg": model_cfg.to_dict(), "train_cfg": train_cfg.to_dict(),
-                    "crop": crop, "rng_state": torch.get_rng_state(), "versions": _versions(),
+                    **settings, "rng_state": torch.get_rng_state(), "versions": _versions(),
                     **state}
             if improved:
                 _save_atomic(ckpt, best)
@@ -364,11 +396,11 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, train_arrays, val_arra
 
 
 def overfit_batch(model_cfg: ModelConfig, train_cfg: TrainConfig, X: np.ndarray, Y: np.ndarray,
-                  steps: int = 100) -> list[float]:
-    """Train a fresh model on one batch ``(X, Y)`` for ``steps`` steps; return the image-path
-    reconstruction loss (mV²) per step. A model that cannot drive it towards 0 has a bug."""
+                  steps: int = 100, *, crop_cfg: CropConfig) -> list[float]:
+    """Train a fresh model on one batch ``(X, Y)`` of ``crop_cfg`` crops for ``steps`` steps; return
+    the image-path reconstruction loss (mV²) per step. A model that cannot drive it towards 0 has a bug."""
     torch.manual_seed(train_cfg.seed)
-    model = MultimodalECG(dataclasses.replace(model_cfg, signal_encoder=train_cfg.multimodal))
+    model = build_model(model_cfg, train_cfg, crop_cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr, weight_decay=0.0)
     x, y = torch.as_tensor(X), torch.as_tensor(Y)
     history = []
@@ -377,7 +409,7 @@ def overfit_batch(model_cfg: ModelConfig, train_cfg: TrainConfig, X: np.ndarray,
         opt.zero_grad()
         losses["loss"].backward()
         opt.step()
-        history.append(float(losses["loss_image"]))
+        history.append(float(losses["loss_image"].detach()))
     return history
 
 
@@ -403,11 +435,14 @@ def variant_configs(name: str, train_cfg: TrainConfig, crop_cfg: CropConfig
 def train_variants(model_cfg: ModelConfig, train_cfg: TrainConfig, train_arrays, val_arrays,
                    run_root: str | Path, variants: list[str], progress: bool = True,
                    time_budget_s: float | None = None,
-                   variant_arrays: dict[str, tuple] | None = None) -> dict[str, dict]:
+                   variant_arrays: dict[str, tuple] | None = None,
+                   crop_cfg: CropConfig | None = None) -> dict[str, dict]:
     """Train each named variant of ``VARIANTS`` into ``run_root/<variant>/``, same budget each.
 
     ``variant_arrays`` maps a variant to its own ``(train_arrays, val_arrays)`` (a variant with
     other crop settings needs other crops); the others use ``train_arrays``/``val_arrays``.
+    ``crop_cfg`` (needed for bare ``(X, Y)`` arrays) is the base crop settings; each variant's
+    are ``variant_configs``'.
     Resumes a variant from its ``last.pt`` when one exists (see ``train``); a run made with other
     settings is renamed ``<variant>.old-<time>`` and the variant trained afresh. Returns the
     summaries.
@@ -417,17 +452,19 @@ def train_variants(model_cfg: ModelConfig, train_cfg: TrainConfig, train_arrays,
         raise ValueError(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
     out = {}
     for name in variants:
-        cfg = dataclasses.replace(train_cfg, **VARIANTS[name].get("train", {}))
+        cfg, crop = variant_configs(name, train_cfg, crop_cfg or CropConfig())
+        if crop_cfg is None:   # the arrays' meta gives their crop settings
+            crop = None
         tr, va = (variant_arrays or {}).get(name, (train_arrays, val_arrays))
         run_dir = Path(run_root) / name
         try:
-            out[name] = train(model_cfg, cfg, tr, va, run_dir,
-                              progress=progress, time_budget_s=time_budget_s)
+            out[name] = train(model_cfg, cfg, tr, va, run_dir, progress=progress,
+                              time_budget_s=time_budget_s, crop_cfg=crop)
         except IncompatibleRunError as exc:
             # Settings changed since that run: keep it (renamed), and train afresh.
             aside = run_dir.with_name(f"{name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
             run_dir.rename(aside)
             print(f"{exc}\nkept the old run as {aside}; training {name} afresh")
-            out[name] = train(model_cfg, cfg, tr, va, run_dir,
-                              progress=progress, time_budget_s=time_budget_s)
+            out[name] = train(model_cfg, cfg, tr, va, run_dir, progress=progress,
+                              time_budget_s=time_budget_s, crop_cfg=crop)
     return out

@@ -1,18 +1,26 @@
-"""Preprocessing: grid scale, deskew, layout and clear errors on bad input."""
+"""Preprocessing: grid scale, deskew, layout, clear errors on bad input, and its configuration
+(``PreprocessConfig``, saved with the profile) and module structure."""
 from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
 from conftest import ecg_like
+from test_structure import module_imports
 
+from ecgnb import grid as gr
+from ecgnb import layout_detect as ld
 from ecgnb import preprocess as pp
-from ecgnb.config import PaperConfig
+from ecgnb import straighten as st
+from ecgnb.config import PaperConfig, PreprocessConfig, get_profile
 from ecgnb.errors import EcgnbError, ImageError, LayoutError, MissingInputError
 from ecgnb.paths import EIK_DEV
 
-render = pytest.importorskip("ecgnb.render")
+from ecgnb import render
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +31,7 @@ def page():
 
 def test_px_per_mm_on_rendered_page_within_2_percent(page):
     image, truth = page
-    grid = pp.detect_grid(image)
+    grid = gr.detect_grid(image)
     assert grid.found and grid.confidence > 0.5
     for est in (grid.px_per_mm, grid.px_per_mm_x, grid.px_per_mm_y):
         assert est == pytest.approx(truth["px_per_mm"], rel=0.02)
@@ -32,28 +40,28 @@ def test_px_per_mm_on_rendered_page_within_2_percent(page):
 def test_px_per_mm_does_not_come_from_dpi():
     # A 300-dpi page must measure 11.8 px/mm, whatever 200-dpi default exists elsewhere.
     image, truth = render.render_page(ecg_like(), 500, PaperConfig(dpi=300), np.random.default_rng(2))
-    assert pp.detect_grid(image).px_per_mm == pytest.approx(truth["px_per_mm"], rel=0.02)
+    assert gr.detect_grid(image).px_per_mm == pytest.approx(truth["px_per_mm"], rel=0.02)
 
 
 @pytest.mark.skipif(not EIK_DEV.exists(), reason="shared eik-dev pages not present")
 def test_px_per_mm_on_eik_page():
-    image, _ = pp.deskew(pp.load_image(sorted(EIK_DEV.glob("*.jpg"))[0]))
-    assert pp.detect_grid(image).px_per_mm == pytest.approx(200 / 25.4, rel=0.02)
+    image, _ = st.deskew(pp.load_image(sorted(EIK_DEV.glob("*.jpg"))[0]))
+    assert gr.detect_grid(image).px_per_mm == pytest.approx(200 / 25.4, rel=0.02)
 
 
 @pytest.mark.parametrize("angle", [3.0, -2.2])
 def test_deskew_recovers_known_rotation(page, angle):
-    rotated = pp.rotate(page[0], angle)
-    assert pp.estimate_skew(rotated) == pytest.approx(angle, abs=0.3)
-    upright, found = pp.deskew(rotated)
+    rotated = st.rotate(page[0], angle)
+    assert st.estimate_skew(rotated) == pytest.approx(angle, abs=0.3)
+    upright, found = st.deskew(rotated)
     assert found == pytest.approx(angle, abs=0.3)
-    assert abs(pp.estimate_skew(upright)) < 0.3
+    assert abs(st.estimate_skew(upright)) < 0.3
 
 
 def test_remove_grid_keeps_trace_drops_grid(page):
     image, truth = page
-    grid = pp.detect_grid(image)
-    mask = pp.denoise(pp.remove_grid(image, grid), grid.px_per_mm)
+    grid = gr.detect_grid(image)
+    mask = gr.denoise(gr.remove_grid(image, grid), grid.px_per_mm)
     trace = np.round(np.asarray(truth["panels"][0]["trace"])).astype(int)
     x, y = trace[:, 0], trace[:, 1]
     near = np.zeros_like(mask)
@@ -65,9 +73,9 @@ def test_remove_grid_keeps_trace_drops_grid(page):
 
 def test_layout_and_calibration_on_rendered_page(page):
     image, truth = page
-    grid = pp.detect_grid(image)
-    mask = pp.denoise(pp.remove_grid(image, grid), grid.px_per_mm)
-    lay = pp.detect_layout(mask, grid, "3x4+1")
+    grid = gr.detect_grid(image)
+    mask = gr.denoise(gr.remove_grid(image, grid), grid.px_per_mm)
+    lay = ld.detect_layout(mask, grid, "3x4+1")
     assert len(lay.rows) == 4 and len(lay.panels) == 13 and lay.confidence > 0.5
     tp = truth["panels"][0]
     assert lay.x_start == pytest.approx(tp["x_start"], abs=2.0)       # px
@@ -79,16 +87,16 @@ def test_layout_and_calibration_on_rendered_page(page):
 
 def test_auto_layout_reports_choice(page):
     image, _ = page
-    grid = pp.detect_grid(image)
-    lay = pp.detect_layout(pp.denoise(pp.remove_grid(image, grid), grid.px_per_mm), grid, "auto")
+    grid = gr.detect_grid(image)
+    lay = ld.detect_layout(gr.denoise(gr.remove_grid(image, grid), grid.px_per_mm), grid, "auto")
     assert lay.name == "3x4+1" and "3x4+1" in lay.candidates
 
 
 def test_unknown_layout_name_is_layout_error(page):
     image, _ = page
-    grid = pp.detect_grid(image)
+    grid = gr.detect_grid(image)
     with pytest.raises(LayoutError, match="unknown layout"):
-        pp.detect_layout(pp.remove_grid(image, grid), grid, "7x7")
+        ld.detect_layout(gr.remove_grid(image, grid), grid, "7x7")
 
 
 def test_missing_file_is_clear(tmp_path):
@@ -113,7 +121,7 @@ def test_non_ecg_image_is_image_error(kind):
         yy, xx = np.mgrid[0:850, 0:1100] / 100.0
         img = 127 + 60 * np.sin(xx) * np.cos(yy * 0.7) + 40 * np.sin(0.3 * xx + yy)
         image = np.repeat(img[:, :, None], 3, axis=2).clip(0, 255).astype(np.uint8)
-    grid = pp.detect_grid(image)
+    grid = gr.detect_grid(image)
     assert not grid.found and grid.notes
     with pytest.raises((ImageError, LayoutError)) as err:
         digitize_image(image)
@@ -124,28 +132,28 @@ def test_non_ecg_image_is_image_error(kind):
 
 def test_deskew_ignores_dark_scan_margins(page):
     # Dark, axis-aligned margin bands (a scan's framing) must not pin the estimate at 0 deg.
-    rotated = pp.rotate(page[0], 1.2)
+    rotated = st.rotate(page[0], 1.2)
     rotated[:40], rotated[-40:], rotated[:, :40] = 30, 30, 30
-    assert pp.estimate_skew(rotated) == pytest.approx(1.2, abs=0.2)
+    assert st.estimate_skew(rotated) == pytest.approx(1.2, abs=0.2)
 
 
 def test_row_slope_follows_tilted_grid(page):
     # A row's 0 mV line follows its own grid lines when perspective tilts it after deskew.
     image, _ = page
-    grid = pp.detect_grid(image)
-    tilted = pp.rotate(image, 0.3)
-    strength = pp.grid_strength(pp.darkness(tilted))
+    grid = gr.detect_grid(image)
+    tilted = st.rotate(image, 0.3)
+    strength = gr.grid_strength(gr.darkness(tilted))
     y = image.shape[0] / 2
-    slope = pp.row_slope(strength, y, 0.2 * image.shape[1], 0.8 * image.shape[1], grid)
+    slope = ld.row_slope(strength, y, 0.2 * image.shape[1], 0.8 * image.shape[1], grid)
     assert np.degrees(np.arctan(-slope)) == pytest.approx(0.3, abs=0.05)
 
 
 def test_fit_rows_ignores_one_outlier_row():
     ys = np.array([100.0, 300.0, 500.0, 700.0])
     ends = np.array([1000.0, 1002.0, 1040.0, 1006.0])   # row 3's end hidden by handwriting
-    fit = pp._fit_rows(ys, ends, tol=2.0)
+    fit = ld._fit_rows(ys, ends, tol=2.0)
     assert np.allclose(fit, [1000, 1002, 1004, 1006])
-    assert pp._fit_rows(ys, np.array([1000.0, np.nan, 1040.0, np.nan]), tol=2.0) is None
+    assert ld._fit_rows(ys, np.array([1000.0, np.nan, 1040.0, np.nan]), tol=2.0) is None
 
 
 def test_layout_rows_get_their_own_time_axis_under_perspective(page):
@@ -156,10 +164,10 @@ def test_layout_rows_get_their_own_time_axis_under_perspective(page):
     dst = src + np.float32([[12, 0], [0, 0], [0, 0], [-12, 0]])
     matrix = cv2.getPerspectiveTransform(src, dst)
     warped = cv2.warpPerspective(image, matrix, (w, h), borderMode=cv2.BORDER_REPLICATE)
-    dark = pp.darkness(warped)
-    grid = pp.detect_grid(warped, dark)
-    mask = pp.denoise(pp.remove_grid(warped, grid, dark=dark), grid.px_per_mm)
-    lay = pp.detect_layout(mask, grid, "3x4+1", strength=pp.grid_strength(dark))
+    dark = gr.darkness(warped)
+    grid = gr.detect_grid(warped, dark)
+    mask = gr.denoise(gr.remove_grid(warped, grid, dark=dark), grid.px_per_mm)
+    lay = ld.detect_layout(mask, grid, "3x4+1", strength=gr.grid_strength(dark))
     for box in lay.panels:
         p = next(q for q in truth["panels"] if q["lead"] == box.lead and q["rhythm"] == box.rhythm)
         x_true = cv2.perspectiveTransform(np.float32([[p["trace"][0]]]), matrix)[0, 0, 0]
@@ -175,7 +183,7 @@ def test_perspective_map_undoes_a_known_perspective(page):
     dst = src + np.float32([[15, 8], [-10, 4], [3, -6], [-6, 2]])
     matrix = cv2.getPerspectiveTransform(src, dst)
     warped = cv2.warpPerspective(image, matrix, (w, h), borderMode=cv2.BORDER_REPLICATE)
-    fix = pp.perspective_map(warped)
+    fix = st.perspective_map(warped)
     assert fix is not None
     flat = np.vstack([np.asarray(p["trace"]) for p in truth["panels"]])
     back = cv2.perspectiveTransform(flat[None].astype(np.float64), fix @ matrix)[0]
@@ -183,4 +191,55 @@ def test_perspective_map_undoes_a_known_perspective(page):
     coef = np.linalg.lstsq(design, back[:, 0], rcond=None)[0]
     assert np.abs(design @ coef - back[:, 0]).max() < 0.5
     # A flat page is left alone (resampling would only blur it).
-    assert pp.perspective_map(image) is None
+    assert st.perspective_map(image) is None
+
+
+# --- configuration: PreprocessConfig is saved with the profile and reaches every step ---
+
+def test_profile_saves_preprocess_settings():
+    d = get_profile("quick").to_dict()
+    assert d["preprocess"] == dataclasses.asdict(PreprocessConfig())
+    assert d["preprocess"]["max_skew_deg"] == 10.0 and d["preprocess"]["trace_darkness"] == 0.45
+
+
+def test_smaller_max_skew_stops_deskew_removing_a_larger_rotation(page):
+    rotated = st.rotate(page[0], 3.0)
+    cfg = PreprocessConfig(max_skew_deg=1.0)
+    reach = cfg.max_skew_deg + 1.2 * cfg.skew_steps_deg[0]   # the fine search may pass the edge
+    upright, found = st.deskew(rotated, cfg=cfg)
+    assert abs(found) <= reach + 1e-9                       # 1.6 deg of the 3 deg removed
+    assert abs(st.estimate_skew(upright)) > 1.2             # the rest remains
+    # Through straighten (what digitize calls) too.
+    assert abs(st.straighten(rotated, cfg=cfg)[1]) <= reach + 1e-9
+
+
+def test_grid_settings_and_paper_reach_detect_grid(page):
+    image, _ = page
+    assert not gr.detect_grid(image, cfg=PreprocessConfig(grid_confidence_min=1.01)).found
+    blank = np.full((850, 1100, 3), 200, np.uint8)
+    grid = gr.detect_grid(blank, paper=PaperConfig(dpi=300))   # no grid: the paper's dpi
+    assert not grid.found and grid.px_per_mm == pytest.approx(300 / 25.4)
+    assert "300 dpi" in grid.notes[0]
+
+
+def test_preprocess_reexports_the_split_modules():
+    # ecgnb.digitize, ecgnb.panels and notebooks use these through ``ecgnb.preprocess``.
+    for name in ("straighten", "deskew", "estimate_skew", "rotate", "perspective_map"):
+        assert getattr(pp, name) is getattr(st, name)
+    for name in ("darkness", "channel_min", "channel_max", "grid_strength", "GridInfo",
+                 "detect_grid", "remove_grid", "denoise"):
+        assert getattr(pp, name) is getattr(gr, name)
+    for name in ("RowInfo", "PanelBox", "LayoutInfo", "detect_layout", "detect_calibration",
+                 "row_slope", "row_candidates"):
+        assert getattr(pp, name) is getattr(ld, name)
+    assert set(pp.__all__) <= set(dir(pp))
+    assert not hasattr(pp, "PAPER"), "paper settings come from a PaperConfig argument, not a global"
+
+
+def test_preprocess_modules_form_a_chain_without_cycles():
+    # grid <- straighten <- layout_detect <- preprocess; none imports one that imports it back.
+    imports = {m.__name__.split(".")[1]: module_imports(Path(m.__file__)) for m in (gr, st, ld)}
+    assert imports["straighten"] >= {"grid"} and imports["layout_detect"] >= {"grid", "straighten"}
+    assert not imports["grid"] & {"straighten", "layout_detect", "preprocess"}
+    assert not imports["straighten"] & {"layout_detect", "preprocess"}
+    assert "preprocess" not in imports["layout_detect"]

@@ -8,17 +8,19 @@ import numpy as np
 import pytest
 import torch
 
+from ecgnb.config import CropConfig
 from ecgnb.model import ModelConfig, load_model
 from ecgnb.train import TrainConfig, crop_snr_db, lr_at, mean_snr_db, train
 
-TINY = ModelConfig(crop_height=32, crop_width=100, out_samples=250, channels=(4, 8),
-                   width_strides=(2, 2), hidden=8, latent_dim=4, n_blocks=1, in_channels=1,
+TINY = ModelConfig(channels=(4, 8), width_strides=(2, 2), hidden=8, latent_dim=4, n_blocks=1,
                    residual=False)
+INK = CropConfig(height=32, window_s=0.5, trace_channel=False)   # 32 x 100 ink -> 250 samples, +-2.4 mV
+TWO = CropConfig(height=32, window_s=0.5)                         # the same with the trace channel
 FAST = TrainConfig(epochs=3, batch_size=8, lr=3e-3, threads=1, device="cpu", patience=100)
 
 
 def toy_arrays(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Crops whose ink sits at the row of the signal: ``X (n, 1, 32, 100)``, ``Y (n, 250)`` mV."""
+    """``INK`` crops whose ink sits at the row of the signal: ``X (n, 1, 32, 100)``, ``Y (n, 250)`` mV."""
     rng = np.random.default_rng(seed)
     t = np.arange(250) / 500
     Y = np.stack([rng.uniform(0.2, 0.8) * np.sin(2 * np.pi * rng.uniform(1, 4) * t + rng.uniform(0, 6))
@@ -55,25 +57,30 @@ def test_snr_helpers():
 
 
 def test_one_batch_overfit(data, tmp_path):
+    from ecgnb.train import overfit_batch
+
     (X, Y), _ = data
     one = (X[:8], Y[:8])
     cfg = dataclasses.replace(FAST, epochs=150, schedule="constant", lr=5e-3)
-    train(TINY, cfg, one, one, tmp_path, progress=False)
+    train(TINY, cfg, one, one, tmp_path, progress=False, crop_cfg=INK)
     log = _log(tmp_path)
     first, last = float(log[0]["loss_image"]), float(log[-1]["loss_image"])
     assert last < 0.05 * first, f"image loss only went from {first:.4f} to {last:.4f}"
     assert float(log[-1]["val_snr_db"]) > 10.0
+    hist = overfit_batch(TINY, cfg, X[:8], Y[:8], steps=3, crop_cfg=INK)   # notebook 03's check
+    assert len(hist) == 3 and all(np.isfinite(hist))
 
 
 def test_checkpoint_round_trip_weights_only(data, tmp_path):
     (X, Y), val = data
-    summary = train(TINY, FAST, (X, Y), val, tmp_path, progress=False)
+    summary = train(TINY, FAST, (X, Y), val, tmp_path, progress=False, crop_cfg=INK)
     assert summary["epochs_run"] == 3 and summary["step"] == 9
     for name in ("last.pt", "best.pt"):
         ckpt = torch.load(tmp_path / name, weights_only=True)
         assert {"model", "optimizer", "scheduler", "model_cfg", "train_cfg", "step", "epoch",
                 "best_score", "versions"} <= set(ckpt)
         assert ModelConfig.from_dict(ckpt["model_cfg"]) == TINY
+        assert CropConfig.from_dict(ckpt["crop"]) == INK
         assert TrainConfig(**ckpt["train_cfg"]) == FAST
     model, ckpt = load_model(tmp_path / "best.pt")
     assert ckpt["best_score"] == pytest.approx(summary["best_val_snr_db"])
@@ -89,12 +96,12 @@ def test_resume_equals_uninterrupted(data, tmp_path):
     (X, Y), val = data
     cfg = dataclasses.replace(FAST, epochs=3)
     full = train(dataclasses.replace(TINY, dropout=0.1), cfg, (X, Y), val, tmp_path / "a",
-                 progress=False)
+                 progress=False, crop_cfg=INK)
     part = train(dataclasses.replace(TINY, dropout=0.1), cfg, (X, Y), val, tmp_path / "b",
-                 progress=False, max_epochs=1)
+                 progress=False, max_epochs=1, crop_cfg=INK)
     assert part["epochs_run"] == 1 and part["step"] == 3
     resumed = train(dataclasses.replace(TINY, dropout=0.1), cfg, (X, Y), val, tmp_path / "b",
-                    progress=False)
+                    progress=False, crop_cfg=INK)
     assert resumed["step"] == full["step"] == 9 and resumed["epochs_run"] == 3
     assert resumed["best_val_snr_db"] == full["best_val_snr_db"]
     a = torch.load(tmp_path / "a" / "last.pt", weights_only=True)["model"]
@@ -105,11 +112,16 @@ def test_resume_equals_uninterrupted(data, tmp_path):
         [r["val_snr_db"] for r in _log(tmp_path / "b")]
     # A finished run resumes to its summary without training; other settings are refused.
     again = train(dataclasses.replace(TINY, dropout=0.1), cfg, (X, Y), val, tmp_path / "b",
-                  progress=False)
+                  progress=False, crop_cfg=INK)
     assert again["step"] == 9
     with pytest.raises(ValueError, match="another train_cfg"):
         train(dataclasses.replace(TINY, dropout=0.1), dataclasses.replace(cfg, lr=1e-4), (X, Y),
-              val, tmp_path / "b", progress=False)
+              val, tmp_path / "b", progress=False, crop_cfg=INK)
+    with pytest.raises(ValueError, match="another model_cfg"):
+        train(TINY, cfg, (X, Y), val, tmp_path / "b", progress=False, crop_cfg=INK)
+    with pytest.raises(ValueError, match="another crop"):   # same shapes, other mV span
+        train(dataclasses.replace(TINY, dropout=0.1), cfg, (X, Y), val, tmp_path / "b",
+              progress=False, crop_cfg=dataclasses.replace(INK, half_mm=16.0))
 
 
 def test_determinism_by_seed(data, tmp_path):
@@ -117,7 +129,7 @@ def test_determinism_by_seed(data, tmp_path):
     cfg = dataclasses.replace(FAST, epochs=2)
     vae = dataclasses.replace(TINY, variational=True)   # sampling noise must be seeded too
     runs = [train(vae, dataclasses.replace(cfg, seed=s), (X, Y), val, tmp_path / f"r{i}",
-                  progress=False) for i, s in enumerate((7, 7, 8))]
+                  progress=False, crop_cfg=INK) for i, s in enumerate((7, 7, 8))]
     logs = [_log(tmp_path / f"r{i}") for i in range(3)]
     assert logs[0] == [dict(r, seconds=a["seconds"]) for r, a in zip(logs[1], logs[0])]
     assert runs[0]["best_val_snr_db"] == runs[1]["best_val_snr_db"]
@@ -131,23 +143,25 @@ def test_residual_reading_follows_the_crops(data, tmp_path):
     cfg = dataclasses.replace(TINY, residual=True)
     one = dataclasses.replace(FAST, epochs=1)
     train(cfg, one, (np.concatenate([X, X], 1), Y), (np.concatenate([Xv, Xv], 1), Yv),
-          tmp_path / "two", progress=False)
+          tmp_path / "two", progress=False, crop_cfg=TWO)
     model, ckpt = load_model(tmp_path / "two" / "best.pt")
-    assert model.cfg.residual and model.cfg.in_channels == 2
-    train(cfg, FAST, (X, Y), (Xv, Yv), tmp_path / "ink", progress=False, max_epochs=1)
-    assert not load_model(tmp_path / "ink" / "best.pt")[0].cfg.residual
+    assert model.cfg.residual and model.crop == TWO and model.reading is not None
+    train(cfg, FAST, (X, Y), (Xv, Yv), tmp_path / "ink", progress=False, max_epochs=1, crop_cfg=INK)
+    model, ckpt = load_model(tmp_path / "ink" / "best.pt")
+    assert not model.cfg.residual and model.reading is None
+    assert ckpt["model_cfg"]["residual"] is False     # the checkpoint stores what was built
     # and a run saved before ``residual`` existed resumes (the field reads as off)
     ck = torch.load(tmp_path / "ink" / "last.pt", weights_only=True)
     del ck["model_cfg"]["residual"]
     torch.save(ck, tmp_path / "ink" / "last.pt")
-    s = train(cfg, FAST, (X, Y), (Xv, Yv), tmp_path / "ink", progress=False)
+    s = train(cfg, FAST, (X, Y), (Xv, Yv), tmp_path / "ink", progress=False, crop_cfg=INK)
     assert s["epochs_run"] == FAST.epochs
 
 
 def test_image_only_ablation(data, tmp_path):
     (X, Y), val = data
     summary = train(TINY, dataclasses.replace(FAST, multimodal=False, epochs=2), (X, Y), val,
-                    tmp_path, progress=False)
+                    tmp_path, progress=False, crop_cfg=INK)
     assert summary["params"]["signal_encoder"] == 0
     model, ckpt = load_model(tmp_path / "last.pt")
     assert model.signal_encoder is None and ckpt["model_cfg"]["signal_encoder"] is False
@@ -159,19 +173,20 @@ def test_image_only_ablation(data, tmp_path):
 def test_early_stopping(data, tmp_path):
     (X, Y), val = data
     cfg = dataclasses.replace(FAST, epochs=10, lr=0.0, schedule="constant", patience=2)
-    summary = train(TINY, cfg, (X, Y), val, tmp_path, progress=False)
+    summary = train(TINY, cfg, (X, Y), val, tmp_path, progress=False, crop_cfg=INK)
     assert summary["stopped_early"] and summary["epochs_run"] == 3 and summary["best_epoch"] == 0
 
 
 DDP_SCRIPT = """
 import sys, numpy as np
+from ecgnb.config import CropConfig
 from ecgnb.model import ModelConfig
 from ecgnb.train import TrainConfig, train
 z = np.load(sys.argv[1])
-cfg = ModelConfig(**{**ModelConfig().__dict__, **dict(crop_height=32, crop_width=100, out_samples=250,
-      channels=(4, 8), width_strides=(2, 2), hidden=8, latent_dim=4, n_blocks=1)})
+cfg = ModelConfig(channels=(4, 8), width_strides=(2, 2), hidden=8, latent_dim=4, n_blocks=1)
 s = train(cfg, TrainConfig(epochs=2, batch_size=4, threads=1, device="cpu"), (z["X"], z["Y"]),
-          (z["Xv"], z["Yv"]), sys.argv[2], progress=False)
+          (z["Xv"], z["Yv"]), sys.argv[2], progress=False,
+          crop_cfg=CropConfig(height=32, window_s=0.5, trace_channel=False))
 import os
 # one file per rank: two processes printing to one pipe interleave their lines
 with open(os.path.join(sys.argv[2], f"result_{os.environ['RANK']}.txt"), "w") as fh:
@@ -207,9 +222,9 @@ def test_train_variants_sets_an_incompatible_run_aside(data, tmp_path):
 
     (X, Y), val = data
     cfg = dataclasses.replace(FAST, epochs=1)
-    train_variants(TINY, cfg, (X, Y), val, tmp_path, ["image_only"], progress=False)
+    train_variants(TINY, cfg, (X, Y), val, tmp_path, ["image_only"], progress=False, crop_cfg=INK)
     train_variants(TINY, dataclasses.replace(cfg, lr=cfg.lr / 2), (X, Y), val, tmp_path,
-                   ["image_only"], progress=False)
+                   ["image_only"], progress=False, crop_cfg=INK)
     kept = list(tmp_path.glob("image_only.old-*"))
     assert len(kept) == 1 and (kept[0] / "last.pt").exists()
     assert (tmp_path / "image_only" / "last.pt").exists()
@@ -225,3 +240,70 @@ def test_variant_configs():
     assert c.preprocess is True and t.multimodal is False
     with pytest.raises(ValueError, match="unknown variant"):
         variant_configs("nope", TrainConfig(), CropConfig())
+
+
+def test_crop_settings_come_from_the_arrays_or_the_caller(data, tmp_path):
+    from types import SimpleNamespace
+
+    (X, Y), (Xv, Yv) = data
+    one = dataclasses.replace(FAST, epochs=1)
+    with pytest.raises(ValueError, match="pass crop_cfg"):
+        train(TINY, one, (X, Y), (Xv, Yv), tmp_path / "a", progress=False)
+    meta = SimpleNamespace(attrs={"crop": INK.to_dict()})      # as build_panel_arrays' meta
+    train(TINY, one, (X, Y, meta), (Xv, Yv, meta), tmp_path / "a", progress=False)
+    assert load_model(tmp_path / "a" / "last.pt")[0].crop == INK
+    with pytest.raises(ValueError, match="arrays were cut with"):
+        train(TINY, one, (X, Y, meta), (Xv, Yv, meta), tmp_path / "b", progress=False, crop_cfg=TWO)
+    with pytest.raises(AssertionError, match="do not match the crop settings"):
+        train(TINY, one, (X, Y), (Xv, Yv), tmp_path / "c", progress=False, crop_cfg=TWO)
+
+
+# What the code before the geometry moved to CropConfig saved as model_cfg for each variant of
+# notebook 04 (profile model: residual on): the crop geometry restated, and what ``train``
+# patched in at run time.
+OLD_STYLE = {
+    "multimodal": dict(in_channels=2, signal_encoder=True, residual=True),
+    "image_only": dict(in_channels=2, signal_encoder=False, residual=True),
+    "no_trace": dict(in_channels=1, signal_encoder=True, residual=False),
+}
+
+
+def _as_old_code_saved(path, patched: dict) -> None:
+    """Rewrite checkpoint ``path`` the way the older code wrote it (old-style ``model_cfg``)."""
+    ck = torch.load(path, weights_only=True)
+    crop = CropConfig.from_dict(ck["crop"])
+    ck["model_cfg"] = {**ck["model_cfg"], "crop_height": crop.height, "crop_width": crop.width,
+                       "out_samples": crop.n_samples, "readout_mv": crop.half_mm / crop.gain_mm_mv,
+                       **patched}
+    torch.save(ck, path)
+
+
+def test_runs_saved_by_the_old_code_resume(data, tmp_path):
+    """An interrupted run of each variant, saved old-style, resumes under ``train_variants`` (no
+    run set aside) and ends exactly where an uninterrupted run ends."""
+    from types import SimpleNamespace
+
+    from ecgnb.train import train_variants, variant_configs
+
+    (X, Y), (Xv, Yv) = data
+    arch = dataclasses.replace(TINY, residual=True)            # the profile's model config
+    arrays = {}
+    for name, patched in OLD_STYLE.items():
+        cfg, crop = variant_configs(name, FAST, TWO)
+        x, xv = (np.concatenate([X, X], 1), np.concatenate([Xv, Xv], 1)) if crop.channels == 2 else (X, Xv)
+        meta = SimpleNamespace(attrs={"crop": crop.to_dict()})   # as build_panel_arrays' meta
+        arrays[name] = ((x, Y, meta), (xv, Yv, meta))
+        train(arch, cfg, *arrays[name], tmp_path / "full" / name, progress=False)
+        train(arch, cfg, *arrays[name], tmp_path / "runs" / name, progress=False, max_epochs=1)
+        _as_old_code_saved(tmp_path / "runs" / name / "last.pt", patched)
+        saved = torch.load(tmp_path / "runs" / name / "last.pt", weights_only=True)["model_cfg"]
+        assert saved["crop_height"] == 32 and saved["in_channels"] == crop.channels
+    out = train_variants(arch, FAST, None, None, tmp_path / "runs", list(OLD_STYLE),
+                         progress=False, variant_arrays=arrays)
+    assert not list((tmp_path / "runs").glob("*.old-*")), "an old run was set aside, not resumed"
+    for name in OLD_STYLE:
+        assert out[name]["epochs_run"] == FAST.epochs and out[name]["step"] == 9
+        a = torch.load(tmp_path / "full" / name / "last.pt", weights_only=True)["model"]
+        b = torch.load(tmp_path / "runs" / name / "last.pt", weights_only=True)["model"]
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=f"{name}: {k} differs")

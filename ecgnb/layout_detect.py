@@ -1,0 +1,546 @@
+"""Layout and calibration: the trace rows of an upright page, its time axis and its panels.
+
+Read top to bottom: what is found (``RowInfo``, ``PanelBox``, ``LayoutInfo``), ink near a row,
+the candidate rows (``row_candidates``), the page's time axis, the 1 mV calibration pulse
+(``detect_calibration``), each row's own grid slope (``row_slope``) and time axis under
+perspective, the panel boxes, and ``detect_layout``, which puts them together. Inputs are an
+upright trace mask ``(H, W)`` bool (``ecgnb.grid.remove_grid`` + ``denoise``) and its
+``GridInfo``; all positions are px on that page. Thresholds come from
+``ecgnb.config.PreprocessConfig`` (``cfg``, None: the defaults), the paper speed and the pulse
+width's time from ``ecgnb.config.PaperConfig`` (``paper``). Builds on ``ecgnb.grid`` and on the
+slope search of ``ecgnb.straighten``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .config import PaperConfig, PreprocessConfig
+from .errors import ImageError, LayoutError
+from .grid import GridInfo, grid_period
+from .layouts import LAYOUTS, get_layout, n_rows, panels
+from .straighten import search_slope
+
+
+# --------------------------------------------------------------------------------------------
+# What is found
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class RowInfo:
+    """One printed row of traces."""
+
+    index: int                  # 0 = top row
+    baseline_y: float           # px, 0 mV level (calibration-pulse base if found, else ink peak)
+    y0: float                   # px, top of the band searched for this row's trace
+    y1: float                   # px, bottom of that band
+    ink_x0: float               # px, where this row's ink starts (pulse included)
+    ink_x1: float               # px, where it ends
+    coverage: float             # 0..1, share of the trace span with ink near the baseline
+    calibration: dict | None = None  # see detect_calibration
+    slope: float = 0.0          # px/px, dy/dx of this row's grid lines (perspective left by deskew)
+    x_ref: float = 0.0          # px, x at which the 0 mV line is at ``baseline_y``
+    x_start: float | None = None  # px, this row's t = 0 (perspective); None: the page's
+    x_end: float | None = None    # px, this row's t = duration; None: the page's
+
+    def baseline_at(self, x):
+        """y (px) of this row's 0 mV line at ``x`` (px, scalar or array)."""
+        return self.baseline_y + self.slope * (np.asarray(x, float) - self.x_ref)
+
+
+@dataclass
+class PanelBox:
+    """Where one ``ecgnb.layouts.Panel`` sits on the upright page (all px)."""
+
+    lead: str
+    row: int
+    col: int
+    rhythm: bool
+    t0_s: float                 # s, record time at x0
+    t1_s: float                 # s, record time at x1
+    x0: float
+    x1: float
+    y0: float
+    y1: float
+    baseline_y: float           # px, y of 0 mV at ``x0``
+    slope: float = 0.0          # px/px, dy/dx of the 0 mV line across the panel
+
+    def baseline_at(self, x):
+        """y (px) of the panel's 0 mV line at ``x`` (px, scalar or array)."""
+        return self.baseline_y + self.slope * (np.asarray(x, float) - self.x0)
+
+
+@dataclass
+class LayoutInfo:
+    """The layout found on a page: rows, the time axis and one box per panel."""
+
+    name: str
+    rows: list[RowInfo]
+    x_start: float              # px, x of t = 0 s
+    x_end: float                # px, x of t = duration
+    panels: list[PanelBox]
+    confidence: float           # 0..1
+    candidates: dict[str, float] = field(default_factory=dict)  # layout -> confidence ("auto")
+
+
+# --------------------------------------------------------------------------------------------
+# Ink near a row
+# --------------------------------------------------------------------------------------------
+
+def _smooth(p: np.ndarray, sigma: float) -> np.ndarray:
+    """1-D Gaussian smoothing of ``p`` with ``sigma`` (samples, at least 0.5)."""
+    return cv2.GaussianBlur(p.astype(np.float64).reshape(-1, 1), (1, 0), sigmaX=0,
+                            sigmaY=max(sigma, 0.5)).ravel()
+
+
+def _row_ink(mask: np.ndarray, y: float, grid: GridInfo, half_mm: float) -> np.ndarray:
+    """Per-column bool: ink within +-``half_mm`` (mm) of ``y`` (px)."""
+    h = mask.shape[0]
+    r = int(half_mm * grid.px_per_mm_y)
+    return mask[max(0, int(y) - r):min(h, int(y) + r + 1)].any(axis=0)
+
+
+def _coverage(mask, y, x_start, x_end, grid, cfg: PreprocessConfig) -> float:
+    """Share of columns in ``[x_start, x_end]`` (px) with ink within +-``cfg.row_ink_half_mm``
+    of ``y`` (px)."""
+    inked = _row_ink(mask, y, grid, cfg.row_ink_half_mm)
+    a, b = max(0, int(x_start)), min(mask.shape[1], int(x_end) + 1)
+    return float(inked[a:b].mean()) if b > a else 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# Rows
+# --------------------------------------------------------------------------------------------
+
+def row_candidates(mask: np.ndarray, grid: GridInfo, *,
+                   cfg: PreprocessConfig | None = None) -> list[tuple[float, float]]:
+    """``[(y px, strength)]`` of horizontal ink bands: peaks of the row-wise ink projection.
+
+    Projected over the central 60% of the width, which every layout fills with trace, so page
+    borders and margin text do not count. Peaks closer than ``cfg.row_min_gap_mm`` are one row.
+    """
+    from scipy.signal import find_peaks
+
+    cfg = PreprocessConfig() if cfg is None else cfg
+    h, w = mask.shape
+    prof = _smooth(mask[:, int(0.2 * w):int(0.8 * w)].sum(axis=1), 0.5 * grid.px_per_mm_y)
+    peaks, props = find_peaks(prof, distance=max(1, int(cfg.row_min_gap_mm * grid.px_per_mm_y)),
+                              height=0.02 * 0.6 * w)
+    return [(float(p), float(hh)) for p, hh in zip(peaks, props["peak_heights"])]
+
+
+def _pick_rows(mask, grid, cands, n, cfg: PreprocessConfig) -> list[RowInfo]:
+    """The ``n`` candidate rows with the most inked columns (trace rows span the page)."""
+    half = cfg.row_ink_half_mm
+    scored = sorted(((float(_row_ink(mask, y, grid, half).mean()), y) for y, _ in cands),
+                    reverse=True)
+    ys = sorted(y for _, y in scored[:n])
+    spacing = float(np.median(np.diff(ys))) if n > 1 else 30 * grid.px_per_mm_y
+    rows = []
+    for i, y in enumerate(ys):
+        # Search band: up to the neighbouring rows' baselines (tall QRS complexes reach them).
+        up = ys[i - 1] if i > 0 else max(0.0, y - 1.0 * spacing)
+        down = ys[i + 1] if i < n - 1 else min(mask.shape[0] - 1.0, y + 0.7 * spacing)
+        inked = np.flatnonzero(_row_ink(mask, y, grid, half))
+        rows.append(RowInfo(index=i, baseline_y=y, y0=up, y1=down,
+                            ink_x0=float(inked[0]) if inked.size else 0.0,
+                            ink_x1=float(inked[-1]) if inked.size else 0.0, coverage=0.0))
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# The page's time axis
+# --------------------------------------------------------------------------------------------
+
+def _time_axis(inked_rows: list[np.ndarray], grid: GridInfo, duration_s: float,
+               cfg: PreprocessConfig, paper: PaperConfig) -> tuple[float, float]:
+    """``(x_start, x_end)`` px of t = 0 and t = duration on the page.
+
+    The span is fixed by the paper speed (``paper.speed_mm_s``) and the measured px/mm; its
+    position is the window of that width holding the most inked row-columns (``sum(f - 0.5)``,
+    ``f`` the share of rows with ink near their baseline in each column). On ties (a calibration
+    pulse left of the trace is inked too) the rightmost window wins, since every row ends with
+    trace. The ink spans one sample period (at ``cfg.trace_fs``) less than the axis, and the pen
+    reaches ``cfg.ink_lead_mm`` past the first and last samples.
+    """
+    f = np.mean(inked_rows, axis=0) - 0.5
+    w_exact = duration_s * paper.speed_mm_s * grid.px_per_mm_x
+    w = int(round(w_exact))
+    if w >= f.size:
+        return 0.0, float(w_exact)
+    c = np.concatenate([[0.0], np.cumsum(f)])
+    sums = c[w:] - c[:-w]            # sums[i] = window [i, i + w)
+    best = int(np.flatnonzero(sums >= sums.max() - 1e-9)[-1])
+    # Refine to sub-pixel: centre the span on the inked columns at the window's two ends.
+    m = 3
+    lo = np.flatnonzero(f[max(0, best - m):best + m + 1] > 0)
+    hi = np.flatnonzero(f[best + w - 1 - m:best + w + m] > 0)
+    if lo.size and hi.size:
+        first, last = max(0, best - m) + lo[0], best + w - 1 - m + hi[-1]
+        x_start = 0.5 * (first + last) - 0.5 * (w_exact - grid.px_per_mm_x * paper.speed_mm_s
+                                                / cfg.trace_fs)
+        # The pen's ink reaches farther before the first sample than after the last.
+        x_start += 0.5 * (cfg.ink_lead_mm[0] - cfg.ink_lead_mm[1]) * grid.px_per_mm_x
+        if abs(x_start - best) <= 2.0:  # a ragged end (trace gap, label) must not drag the axis
+            return float(x_start), float(x_start + w_exact)
+    return float(best), float(best + w_exact)
+
+
+# --------------------------------------------------------------------------------------------
+# Calibration pulse
+# --------------------------------------------------------------------------------------------
+
+def _clusters(cols: np.ndarray) -> list[tuple[int, int]]:
+    """Runs of consecutive column indices as ``[(first, last)]``."""
+    if cols.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(cols) > 1)
+    starts = np.concatenate([[cols[0]], cols[breaks + 1]])
+    ends = np.concatenate([cols[breaks], [cols[-1]]])
+    return list(zip(starts.tolist(), ends.tolist()))
+
+
+def _ink_runs(col: np.ndarray) -> list[tuple[int, int]]:
+    """Ink runs of one bool column as ``[(top, bottom)]`` px (``[(0, -1)]`` when it is blank)."""
+    return _clusters(np.flatnonzero(col)) or [(0, -1)]
+
+
+def _median_run_centre(region: np.ndarray, first: bool) -> float:
+    """Median over columns of the centre (px) of each column's first (or last) ink run."""
+    centres = []
+    for col in region.T:
+        ys = np.nonzero(col)[0]
+        if ys.size == 0:
+            continue
+        runs = np.split(ys, np.flatnonzero(np.diff(ys) > 1) + 1)
+        run = runs[0] if first else runs[-1]
+        centres.append(0.5 * (run[0] + run[-1]))
+    return float(np.median(centres)) if centres else float("nan")
+
+
+def _run_centre_near(col: np.ndarray, y: float, tol: float) -> float | None:
+    """Centre (px) of the ink run in ``col`` nearest to ``y``, if within ``tol`` px of it."""
+    ys = np.nonzero(col)[0]
+    if ys.size == 0:
+        return None
+    runs = np.split(ys, np.flatnonzero(np.diff(ys) > 1) + 1)
+    centres = np.array([0.5 * (r[0] + r[-1]) for r in runs])
+    best = centres[np.argmin(np.abs(centres - y))]
+    return float(best) if abs(best - y) <= tol else None
+
+
+def _pen_width(region: np.ndarray) -> float:
+    """Median vertical run length (px) of ink columns in ``region``: the pen width of flat lines."""
+    runs = region.sum(axis=0)
+    runs = runs[(runs > 0) & (runs < np.median(runs[runs > 0]) * 3 + 1)] if runs.any() else runs
+    return float(np.median(runs)) if runs.size else 1.0
+
+
+def detect_calibration(mask: np.ndarray, row: RowInfo, grid: GridInfo,
+                       x_start: float | None = None, *, cfg: PreprocessConfig | None = None,
+                       paper: PaperConfig = PaperConfig()) -> dict | None:
+    """Find the 1 mV x 0.2 s rectangular pulse at the start of ``row``; None if there is none.
+
+    Searched (``cfg.cal_search_mm``, 15 / 1 / 14 / 3 mm by default) from left of ``x_start``
+    (px, t = 0) to right of it, from above to below the row's ink peak: the pulse is two vertical
+    strokes (columns with ``cfg.cal_stroke_mm`` of ink, ``cfg.cal_width_range_mm`` apart) joined
+    by a flat top. The pair nearest the expected width (``cfg.cal_pulse_s`` at
+    ``paper.speed_mm_s``) wins. Returns px positions (``x0``, ``x1``, ``top_y``, ``base_y``) and
+    the measured ``height_mm``, ``width_mm`` and ``mm_per_mv`` (10 on a standard print; the pulse
+    is ``cfg.cal_pulse_mv`` high).
+    """
+    cfg = PreprocessConfig() if cfg is None else cfg
+    ppx, ppy = grid.px_per_mm_x, grid.px_per_mm_y
+    left_mm, right_mm, above_mm, below_mm = cfg.cal_search_mm
+    x_t0 = x_start if x_start is not None else row.ink_x0 + 10 * ppx
+    xa, xb = int(max(0, x_t0 - left_mm * ppx)), int(min(mask.shape[1], x_t0 + right_mm * ppx))
+    ya = int(max(0, row.baseline_y - above_mm * ppy))
+    yb = int(min(mask.shape[0], row.baseline_y + below_mm * ppy))
+    if xb - xa < 3 * ppx or yb <= ya:
+        return None
+    sub = mask[ya:yb, xa:xb]
+    tall = sub.sum(axis=0) >= cfg.cal_stroke_mm * ppy  # columns of the pulse's vertical strokes
+    strokes = _clusters(np.nonzero(tall)[0])
+    # Pairs of strokes a plausible width apart (0.2 s at 25 mm/s is 5 mm); nearest t = 0 wins.
+    w_lo, w_hi = cfg.cal_width_range_mm
+    pairs = [(l0, r1) for i, (l0, _) in enumerate(strokes) for (_, r1) in strokes[i + 1:]
+             if w_lo <= (r1 - l0) / ppx <= w_hi]
+    if not pairs:
+        return None
+    # A tall QRS right after the pulse makes a stroke too: prefer the pulse's own width.
+    cal_width_mm = cfg.cal_pulse_s * paper.speed_mm_s
+    left, right = min(pairs, key=lambda p: (round(abs((p[1] - p[0]) / ppx - cal_width_mm)), -p[1]))
+    width_mm = (right - left) / ppx
+    mid = sub[:, left + 2:right - 1]
+    top_y = ya + _median_run_centre(mid, first=True)
+    bottom = max(np.nonzero(sub[:, left])[0][-1], np.nonzero(sub[:, right])[0][-1])
+    # The 0 mV level is the centre of the flat ink just outside the strokes (pulse foot or trace),
+    # falling back to the strokes' bottom when nothing is drawn there.
+    # The pulse rises from 0 mV at its left stroke; right of it the trace may start at once
+    # (a QRS), so a right foot is used only when the left one is missing and it lies level
+    # (``cfg.cal_foot_tol_mm``) with the left stroke's bottom pulled in by half the pen (the flat
+    # top's thickness); otherwise that bottom is the 0 mV level.
+    def feet_centres(cols):
+        found = [_run_centre_near(sub[:, c], bottom, 1.0 * ppy) for c in cols
+                 if 0 <= c < sub.shape[1]]
+        return [c for c in found if c is not None]
+
+    centres = feet_centres((left - 2, left - 3))
+    if not centres:
+        centres = feet_centres((right + 2, right + 3))
+        pen = _pen_width(mid[max(0, int(top_y - ya - 2 * ppy)):int(top_y - ya + 2 * ppy)])
+        runs = _ink_runs(sub[:, left])  # the stroke: its column's longest ink run
+        stroke = float(max(runs, key=lambda r: r[1] - r[0])[1]) - 0.5 * (pen - 1)
+        if not centres or abs(float(np.median(centres)) - stroke) > cfg.cal_foot_tol_mm * ppy:
+            centres = [stroke]
+    base_y = ya + (float(np.median(centres)) if centres else float(bottom))
+    height_mm = (base_y - top_y) / ppy
+    if height_mm < cfg.cal_min_height_mm:
+        return None
+    return {"x0": float(xa + left), "x1": float(xa + right), "top_y": top_y, "base_y": base_y,
+            "height_mm": height_mm, "width_mm": float(width_mm),
+            "mm_per_mv": height_mm / cfg.cal_pulse_mv}
+
+
+# --------------------------------------------------------------------------------------------
+# Per-row geometry under perspective: slope and time axis
+# --------------------------------------------------------------------------------------------
+
+def row_slope(strength: np.ndarray, y: float, x_start: float, x_end: float, grid: GridInfo,
+              spacing: float | None = None, *, cfg: PreprocessConfig | None = None) -> float:
+    """dy/dx (px/px) of the horizontal grid lines in a band around ``y`` (px), within
+    ``cfg.row_slope_max_deg``.
+
+    The projection-profile search of ``ecgnb.straighten.estimate_skew`` on the grid evidence
+    ``strength`` of the band between ``x_start`` and ``x_end`` (px), +-``cfg.row_band_frac`` of
+    the row ``spacing`` (px) high (16 mm without one). 0 when the band holds too little grid to
+    tell.
+    """
+    cfg = PreprocessConfig() if cfg is None else cfg
+    max_deg = cfg.row_slope_max_deg
+    half = cfg.row_band_frac * spacing if spacing else 16 * grid.px_per_mm_y
+    ya, yb = int(max(0, y - half)), int(min(strength.shape[0], y + half))
+    xa, xb = int(max(0, x_start)), int(min(strength.shape[1], x_end))
+    band = strength[ya:yb, xa:xb]
+    if band.size == 0 or not grid.found:
+        return 0.0
+    ys, xs = np.nonzero(band > max(float(np.quantile(band, 0.85)), 1e-3))
+    if ys.size < 1000:
+        return 0.0
+    w = band[ys, xs].astype(np.float64)
+    n_bins = int(band.shape[0] + band.shape[1] * np.tan(np.radians(max_deg)) * 2 + 4)
+    deg = search_slope(ys.astype(np.float64), xs.astype(np.float64), w, n_bins,
+                       -max_deg, max_deg, 0.02)
+    return float(np.tan(np.radians(deg)))
+
+
+def _robust_line(y: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``v`` replaced by a Theil-Sen line fit over ``y`` (median of pairwise slopes)."""
+    i, j = np.triu_indices(y.size, 1)
+    slope = float(np.median((v[j] - v[i]) / (y[j] - y[i])))
+    return np.median(v - slope * y) + slope * y
+
+
+def _fit_rows(ys: np.ndarray, v: np.ndarray, tol: float) -> np.ndarray | None:
+    """Line through ``v`` over ``ys`` (px) evaluated at every row, ignoring outliers; or None.
+
+    Every pair of finite values proposes a line; the one that most others agree with (within
+    ``tol`` px) wins and is refitted by least squares on its inliers. None when fewer than
+    three (or all rows, if fewer) or fewer than all but one agree: no shared straight edge.
+    """
+    ok = np.flatnonzero(np.isfinite(v))
+    if ok.size < 2:
+        return None
+    best = ok[:0]
+    for i, j in zip(*np.triu_indices(ok.size, 1)):
+        a, b = ok[i], ok[j]
+        slope = (v[b] - v[a]) / (ys[b] - ys[a])
+        inl = ok[np.abs(v[ok] - (v[a] + slope * (ys[ok] - ys[a]))) <= tol]
+        if inl.size > best.size:
+            best = inl
+    if best.size < max(min(3, ys.size), ok.size - 1):  # two points always fit a line: want 3
+        return None
+    return np.polyval(np.polyfit(ys[best], v[best], 1), ys)
+
+
+def _trace_start(ink: np.ndarray, tall: np.ndarray, cal: dict | None, x_start: float,
+                 grid: GridInfo, cfg: PreprocessConfig) -> float:
+    """First column (px) of a row's trace: ink after an empty gap right of the pulse; NaN if none.
+
+    ``ink`` / ``tall``: per-column ink within the narrow / tall band of ``cfg.trace_band_mm``
+    around the baseline. The gap must be empty in ``tall``: where the trace abuts the pulse, a
+    QRS leaving the narrow band is no gap. Searched from the pulse's right stroke to
+    ``cfg.trace_gap_max_mm`` past it (the pulse's foot may run on for a mm or two; farther on, a
+    gap is a QRS leaving the band); the trace must then be inked for most of the next 2 mm, and
+    lie within ``cfg.row_end_tol_mm`` of the page's ``x_start``. Without a pulse, or when foot
+    and trace touch (no gap), the start is not observable.
+    """
+    if cal is None:
+        return np.nan
+    ppx = grid.px_per_mm_x
+    a = int(cal["x1"]) + 1
+    b = int(min(ink.size - int(2 * ppx), cal["x1"] + cfg.trace_gap_max_mm * ppx))
+    gap = max(2, int(round(0.3 * ppx)))
+    for c in range(a + gap, b):
+        if ink[c] and not tall[c - gap:c].any() and ink[c:c + int(2 * ppx)].mean() > 0.8:
+            return float(c) if abs(c - x_start) < cfg.row_end_tol_mm * ppx else np.nan
+    return np.nan
+
+
+def _row_ends(mask, strength, row, x_start, x_end, grid, spacing, cfg: PreprocessConfig,
+              paper: PaperConfig) -> tuple[float, float, float]:
+    """``(first, last, px_per_mm_x)`` of one row: its trace's first and last ink columns (px,
+    NaN when not found) and the px/mm of the grid in its band (the page's if implausible)."""
+    ppx = grid.px_per_mm_x
+    a = int(max(0, row.baseline_y - cfg.row_band_frac * spacing))
+    b = int(row.baseline_y + cfg.row_band_frac * spacing)
+    est, _ = grid_period(strength[a:b, int(max(0, x_start)):int(x_end)].mean(axis=0),
+                         cfg=cfg, paper=paper)
+    scale = est if abs(est / ppx - 1) < cfg.row_scale_tol else ppx
+    narrow_mm, tall_mm = cfg.trace_band_mm
+    ink = _row_ink(mask, row.baseline_y, grid, narrow_mm)
+    tall = _row_ink(mask, row.baseline_y, grid, tall_mm)
+    first = _trace_start(ink, tall, row.calibration, x_start, grid, cfg)
+    tol = cfg.row_end_tol_mm * ppx
+    inked = np.flatnonzero(ink[:int(x_end + tol) + 1])
+    last = float(inked[-1]) if inked.size and inked[-1] > x_end - tol else np.nan
+    return first, last, scale
+
+
+def _row_time_axes(mask, strength, rows, x_start, x_end, grid, spacing, cfg: PreprocessConfig,
+                   paper: PaperConfig) -> None:
+    """Set each row's own ``x_start``/``x_end`` (px): perspective scales and shifts rows apart.
+
+    Each row's trace has two sharp ends in its ink: the start (first ink after the gap that
+    follows the calibration pulse) and the end (last ink, within ``cfg.row_end_tol_mm`` of the
+    page's ``x_end``); ink ends are ``cfg.ink_lead_mm`` outside the first and last samples. A
+    page's perspective makes both vary linearly with y, so each is smoothed by a robust line
+    over the rows, which also overrides a row whose end is hidden or extended by other ink.
+    A missing start (hidden gap) comes from the end and the row's grid px/mm, and vice versa;
+    on a page without calibration pulses rows keep the page's axis (an end alone cannot tell a
+    perspective shift from other ink there).
+    """
+    ppx = grid.px_per_mm_x
+    ys = np.array([r.baseline_y for r in rows])
+    width_mm = (x_end - x_start) / ppx
+    first, last, scale = np.array([_row_ends(mask, strength, r, x_start, x_end, grid, spacing,
+                                             cfg, paper) for r in rows]).T
+    # The pen (0.25 mm) reaches past the first and last samples (measured on clean pages).
+    first = first + cfg.ink_lead_mm[0] * ppx
+    last = last - cfg.ink_lead_mm[1] * ppx
+    scale = _robust_line(ys, scale)
+    starts = _fit_rows(ys, first, cfg.row_fit_tol_mm * ppx)
+    ends = _fit_rows(ys, last, cfg.row_fit_tol_mm * ppx)
+    if starts is None and (ends is None or not any(r.calibration for r in rows)):
+        return
+    if starts is None:
+        starts = ends - width_mm * scale
+    if ends is None:
+        ends = starts + width_mm * scale
+    # The page's axis is sub-pixel exact on a flat page: move rows only when they clearly differ.
+    if max(np.abs(starts - x_start).max(), np.abs(ends - x_end).max()) < cfg.row_min_shift_mm * ppx:
+        return
+    near = cfg.row_shift_tol_mm * ppx  # farther off, an end found is some other ink's (another layout)
+    for r, xs, xe, s in zip(rows, starts, ends, scale):
+        if (abs((xe - xs) / (width_mm * s) - 1) < cfg.row_width_tol
+                and abs(xs - x_start) < near and abs(xe - x_end) < near):
+            r.x_start, r.x_end = float(xs), float(xe)
+
+
+# --------------------------------------------------------------------------------------------
+# Panels and the whole layout
+# --------------------------------------------------------------------------------------------
+
+def _panel_boxes(layout, rows, x_start, x_end, duration_s, height) -> list[PanelBox]:
+    """One box per panel of ``layout``: columns split the time axis evenly."""
+    out = []
+    for p in panels(layout, duration_s):
+        r = rows[p.row]
+        xs = x_start if r.x_start is None else r.x_start
+        xe = x_end if r.x_end is None else r.x_end
+        span = (xe - xs) / p.n_cols
+        x0 = xs + p.col * span
+        out.append(PanelBox(lead=p.lead, row=p.row, col=p.col, rhythm=p.rhythm, t0_s=p.t0_s,
+                            t1_s=p.t1_s, x0=x0, x1=x0 + span, y0=r.y0, y1=r.y1,
+                            baseline_y=float(r.baseline_at(x0)), slope=r.slope))
+    return out
+
+
+def _detect_auto(mask, grid, duration_s, strength, cfg: PreprocessConfig,
+                 paper: PaperConfig) -> LayoutInfo:
+    """Try every known layout; keep the most confident (first in ``LAYOUTS`` on ties)."""
+    results: dict[str, LayoutInfo] = {}
+    errors = []
+    for name in LAYOUTS:
+        try:
+            results[name] = detect_layout(mask, grid, name, duration_s, strength,
+                                          cfg=cfg, paper=paper)
+        except LayoutError as exc:
+            errors.append(f"{name}: {exc}")
+    if not results:
+        raise LayoutError("no known layout fits this page:\n  " + "\n  ".join(errors))
+    scores = {k: v.confidence for k, v in results.items()}
+    best = max(results, key=lambda k: (round(scores[k], 2), -list(LAYOUTS).index(k)))
+    out = results[best]
+    out.candidates = scores
+    return out
+
+
+def detect_layout(mask: np.ndarray, grid: GridInfo, layout: str = "3x4+1",
+                  duration_s: float = 10.0, strength: np.ndarray | None = None, *,
+                  cfg: PreprocessConfig | None = None,
+                  paper: PaperConfig = PaperConfig()) -> LayoutInfo:
+    """Find the rows and panels of ``layout`` on an upright trace ``mask`` of a ``duration_s``
+    (s) record.
+
+    ``layout="auto"`` tries every layout in ``ecgnb.layouts.LAYOUTS`` and keeps the most
+    confident (ties go to the earlier, more common, entry). Raises ``LayoutError`` for an unknown
+    layout name or a page whose ink rows do not match, and ``ImageError`` when there is neither a
+    grid nor trace-like ink (not an ECG page). ``strength`` (``grid_strength`` of the upright
+    page, optional) lets each row's 0 mV line follow its own grid lines' slope: deskew removes
+    one rotation, but a page photographed or scanned askew also has perspective.
+    """
+    cfg = PreprocessConfig() if cfg is None else cfg
+    if layout == "auto":
+        return _detect_auto(mask, grid, duration_s, strength, cfg, paper)
+    try:
+        get_layout(layout)
+    except ValueError as exc:
+        raise LayoutError(str(exc)) from None
+    cands = row_candidates(mask, grid, cfg=cfg)
+    if not cands and not grid.found:
+        raise ImageError("not an ECG page: no grid and no trace-like ink found")
+    n = n_rows(layout)
+    if len(cands) < n:
+        raise LayoutError(f"layout {layout!r} needs {n} trace rows but the page shows "
+                          f"{len(cands)}; try layout='auto' or check the image")
+    rows = _pick_rows(mask, grid, cands, n, cfg)
+    x_start, x_end = _time_axis([_row_ink(mask, r.baseline_y, grid, cfg.time_axis_half_mm)
+                                 for r in rows], grid, duration_s, cfg, paper)
+    spacing = float(np.median(np.diff([r.baseline_y for r in rows]))) if n > 1 else None
+    for r in rows:
+        r.coverage = _coverage(mask, r.baseline_y, x_start, x_end, grid, cfg)
+        r.calibration = detect_calibration(mask, r, grid, x_start, cfg=cfg, paper=paper)
+        r.x_ref = 0.5 * (x_start + x_end)  # the ink peak is an average over the whole row
+        if r.calibration is not None:
+            r.baseline_y = r.calibration["base_y"]
+            r.x_ref = 0.5 * (r.calibration["x0"] + r.calibration["x1"])
+        if strength is not None:
+            r.slope = row_slope(strength, r.baseline_y, x_start, x_end, grid, spacing, cfg=cfg)
+    if strength is not None and n > 2:
+        _row_time_axes(mask, strength, rows, x_start, x_end, grid, spacing, cfg, paper)
+    extra = [c for c in cands if all(abs(c[0] - r.baseline_y) > cfg.row_min_gap_mm * grid.px_per_mm_y
+                                     for r in rows)]
+    extra_cov = max((_coverage(mask, y, x_start, x_end, grid, cfg) for y, _ in extra), default=0.0)
+    # A fully inked row the layout has no place for halves the confidence.
+    conf = float(min(r.coverage for r in rows) * (1.0 - 0.5 * (extra_cov > 0.8)))
+    if min(r.coverage for r in rows) < cfg.row_min_coverage:
+        raise LayoutError(f"page does not look like layout {layout!r}: row ink coverage "
+                          f"{[round(r.coverage, 2) for r in rows]}; try layout='auto'")
+    if not grid.found and conf < cfg.page_min_confidence:
+        raise ImageError("not an ECG page: no grid and no continuous trace rows found")
+    return LayoutInfo(name=layout, rows=rows, x_start=x_start, x_end=x_end,
+                      panels=_panel_boxes(layout, rows, x_start, x_end, duration_s, mask.shape[0]),
+                      confidence=conf)
