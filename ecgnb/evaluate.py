@@ -48,8 +48,9 @@ def score_page(digitize: Digitizer, image: np.ndarray, reference: np.ndarray, fs
     """Per-lead metrics of one page; a digitizer error scores as an all-missing output.
 
     ``digitize`` returns a signal ``(n, 12)`` mV or an object with ``.signal`` (and optionally
-    ``.diagnostics()``, kept as extra columns). The Challenge treats a missing output as 0 mV, so
-    a failure costs SNR instead of vanishing from the average; ``error`` keeps the reason.
+    ``.diagnostics()``, kept as extra columns). A failure is scored as a missing output, which the
+    Challenge scorer gives 0 dB per lead (no sample matched), so it costs SNR instead of vanishing
+    from the average; ``error`` keeps the reason.
     """
     start = time.perf_counter()
     error, extra = "", {}

@@ -61,7 +61,7 @@ README_TABLES = (
      "PTB-XL / Georgia / Chapman-Shaoxing records not in the hidden holdout."),
     ("Another generator: ECG-Image-Kit pages", "05_eik",
      "The 8 development pages of `../shared/data/eik-dev` (PhysioNet Challenge 2024 renderer); no "
-     "model saw that style. JS20004's reference has all-zero V2/V4/V6 (-inf SNR, left out of means)."),
+     "model saw that style. JS20004's reference has all-zero V2/V4/V6 (NaN SNR, as the official scorer gives)."),
     ("Training: each variant on validation pages", "04_variants",
      "Same data and epochs for every variant; `train_s` is the training time (s) on 2 CPU cores."),
     ("Resolution limit of a clean 200-dpi page", "02_resolution_limit",

@@ -85,7 +85,8 @@ def init_distributed(device: str = "auto") -> DistInfo:
 
 
 def crop_snr_db(reference: np.ndarray, estimate: np.ndarray) -> np.ndarray:
-    """SNR (dB) of each crop, ``10 log10(sum ref^2 / sum err^2)`` as ``ecgnb.metrics.snr_db``.
+    """SNR (dB) of each crop, ``10 log10(sum ref^2 / sum err^2)``: a fast training-time score of
+    fully drawn crops (no alignment, no alpha penalty; not the Challenge metric of ``ecgnb.metrics``).
 
     ``reference``/``estimate`` are ``(N, T)`` mV; NaN in the estimate counts as 0 mV. Returns
     ``(N,)``; ``inf`` for a perfect crop, ``-inf`` for an all-zero reference with error.
