@@ -62,7 +62,7 @@ NOTEBOOK_OUTPUTS: dict[str, list[str]] = {
             "overlay_median", "overlay_worst", "failures")],
         *[f"reports/{{profile}}/05_{t}.{ext}" for t in (
             "test_summary", "per_lead_snr", "per_lead_mae", "by_severity", "by_dpi", "by_origin",
-            "eik", "paper_protocol") for ext in ("csv", "md")],
+            "eik", "photos", "photos_per_photo", "paper_protocol") for ext in ("csv", "md")],
     ],
 }
 

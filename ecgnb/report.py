@@ -62,6 +62,10 @@ README_TABLES = (
     ("Another generator: ECG-Image-Kit pages", "05_eik",
      "The 8 development pages of `../shared/data/eik-dev` (PhysioNet Challenge 2024 renderer); no "
      "model saw that style. JS20004's reference has all-zero V2/V4/V6 (NaN SNR, as the official scorer gives)."),
+    ("Real phone photos of printed pages", "05_photos",
+     "The 13 photos of `../shared/data/photos-dev` (a phone, a desk, perspective, bent paper; "
+     "measurement only, nothing tuned on them); a refused photo scores 0 dB per lead. Per photo: "
+     "`05_photos_per_photo.md`."),
     ("Training: each variant on validation pages", "04_variants",
      "Same data and epochs for every variant; `train_s` is the training time (s) on 2 CPU cores."),
     ("Resolution limit of a clean 200-dpi page", "02_resolution_limit",

@@ -147,3 +147,23 @@ def test_page_signals_and_index_rows_read_a_built_dataset(tmp_path):
     assert reference.shape == estimate.shape == (5000, 12) and np.isfinite(reference).any()
     with pytest.raises(evaluate.MissingInputError):
         evaluate.page_signals(page, flat, tmp_path / "absent")
+
+
+def test_photo_pages_pair_each_photo_with_its_signal():
+    from conftest import require_shared
+
+    from ecgnb import paths
+    require_shared(paths.PHOTOS_DEV)
+    pages = evaluate.photo_pages()
+    assert len(pages) == 13
+    name, image_path, reference = pages[0]
+    assert image_path.exists() and reference.shape == (5000, 12)
+    drawn = np.isfinite(reference)
+    assert drawn[:, 1].all() and 0.2 < drawn[:, 0].mean() < 0.3   # II all 10 s; I one 2.5 s window
+
+
+def test_per_page_marks_refused_pages():
+    table = pd.DataFrame({"page": ["a", "a", "b", "b"], "method": ["m"] * 4,
+                          "snr_db": [10.0, 12.0, 0.0, 0.0], "error": ["", "", "ImageError: x", "ImageError: x"]})
+    out = evaluate.per_page(table)
+    assert out.loc["a", "m"] == 11.0 and not out.loc["a", "m_refused"] and out.loc["b", "m_refused"]
