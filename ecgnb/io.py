@@ -15,7 +15,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import tempfile
+import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -31,29 +34,127 @@ ADC_GAIN = 1000.0       # ADC units per mV: 1 uV resolution
 WFDB_LIMIT_MV = 32.0    # format 16 holds +-32.767 mV at that gain
 
 
+STAGING_PREFIX = ".staging-"   # + "<pid>-<random>": a folder of files not yet in place
+_JOURNAL = ".commit.json"       # in a staging folder: what commit_files is moving where
+_REPLACED = ".replaced"         # in a staging folder: files the commit moved aside
+STALE_AFTER_S = 3600.0          # s: a staging folder this old is stale whoever made it
+
+
 @contextmanager
 def staging_dir(final_dir: Path) -> Iterator[Path]:
     """Yield a temporary folder beside ``final_dir``; files moved out of it land atomically.
 
-    The folder is removed whatever happens, so a failure leaves nothing half-written.
+    The folder is removed whatever happens, so a failure leaves nothing half-written; one left
+    by a process that was killed (SIGKILL) is removed by ``clean_stale_staging``.
     """
     final_dir = Path(final_dir)
     final_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".staging-", dir=final_dir))
+    tmp = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=final_dir))
     try:
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@contextmanager
+def deferred_signals(signums: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
+    """Hold SIGINT/SIGTERM until the block is done, then deliver the first one received.
+
+    Only the main thread can set handlers; elsewhere the block runs unprotected.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum)) for s in signums}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+        if received:
+            signal.raise_signal(received[0])
+
+
+def _roll_back(tmp: Path, final_dir: Path, names: list[str]) -> None:
+    """Undo a partial ``commit_files``: remove what was moved in, put back what it replaced."""
+    for name in names:
+        if not (tmp / name).exists():          # moved in already: that file is the new one
+            (final_dir / name).unlink(missing_ok=True)
+        old = tmp / _REPLACED / name
+        if old.exists():
+            os.replace(old, final_dir / name)
+
+
 def commit_files(staged: list[Path], final_dir: Path) -> list[Path]:
-    """Move staged files into ``final_dir`` (``os.replace`` is atomic on one filesystem)."""
-    out = []
-    for src in staged:
-        dst = Path(final_dir) / src.name
-        os.replace(src, dst)
-        out.append(dst)
-    return out
+    """Move staged files (all from one ``staging_dir``) into ``final_dir``: all of them or none.
+
+    Files of the same names already in ``final_dir`` are first moved aside into the staging
+    folder; if a move fails, the files moved in are removed and the old ones put back.
+    SIGINT/SIGTERM arriving meanwhile are held until the moves are done. A journal in the
+    staging folder lets ``clean_stale_staging`` finish that rollback after a hard kill.
+    ``os.replace`` is atomic on one filesystem, and the staging folder lies inside ``final_dir``.
+    """
+    staged = [Path(s) for s in staged]
+    if not staged:
+        return []
+    final_dir, tmp = Path(final_dir), staged[0].parent
+    names = [s.name for s in staged]
+    assert all(s.parent == tmp for s in staged), "commit_files moves files of one staging folder"
+    assert not any(n.startswith(".") for n in names), f"hidden names are the journal's: {names}"
+    (tmp / _JOURNAL).write_text(json.dumps({"names": names}), encoding="utf-8")
+    (tmp / _REPLACED).mkdir(exist_ok=True)
+    with deferred_signals():
+        try:
+            for name in names:
+                if (final_dir / name).exists():
+                    os.replace(final_dir / name, tmp / _REPLACED / name)
+            for src in staged:
+                os.replace(src, final_dir / src.name)
+        except BaseException:
+            _roll_back(tmp, final_dir, names)
+            raise
+    return [final_dir / n for n in names]
+
+
+def _staging_is_stale(folder: Path) -> bool:
+    """True if no live process can be using staging ``folder`` (its maker died, or it is old)."""
+    try:
+        if time.time() - folder.stat().st_mtime > STALE_AFTER_S:
+            return True
+    except FileNotFoundError:
+        return False
+    pid = folder.name[len(STAGING_PREFIX):].split("-", 1)[0]
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False                      # an unknown maker's, or this process's own: leave it
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:                       # PermissionError: alive, another user's
+        return False
+    return False
+
+
+def clean_stale_staging(final_dir: Path) -> list[Path]:
+    """Remove the staging folders in ``final_dir`` left by killed processes; return them.
+
+    A commit cut short (some files moved in, some not) is rolled back first, so every record in
+    ``final_dir`` is again either complete or absent.
+    """
+    removed = []
+    for tmp in sorted(Path(final_dir).glob(f"{STAGING_PREFIX}*")):
+        if not tmp.is_dir() or not _staging_is_stale(tmp):
+            continue
+        try:
+            names = json.loads((tmp / _JOURNAL).read_text(encoding="utf-8"))["names"]
+        except (OSError, ValueError, KeyError):
+            names = []                    # no journal (or cut short): nothing was moved yet
+        if any((tmp / n).exists() for n in names):
+            _roll_back(tmp, Path(final_dir), names)
+        shutil.rmtree(tmp, ignore_errors=True)
+        removed.append(tmp)
+    return removed
 
 
 def write_text_atomic(path: Path, text: str) -> Path:

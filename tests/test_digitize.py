@@ -1,4 +1,5 @@
-"""The classical digitizer: SNR on a clean rendered page, output shape/NaN layout, the CLI."""
+"""The classical digitizer: SNR on a clean rendered page, output shape/NaN layout, trace following
+(the command line that writes its readings: tests/test_cli.py)."""
 from __future__ import annotations
 
 import cv2
@@ -7,12 +8,9 @@ import pytest
 
 from conftest import ecg_like
 
-from ecgnb import cli
 from ecgnb import digitize as dg
 from ecgnb import preprocess as pp
 from ecgnb.config import PaperConfig
-from ecgnb.errors import MissingInputError
-from ecgnb.io import read_wfdb, write_png
 from ecgnb.layouts import panels
 from ecgnb.leads import LEAD_INDEX
 
@@ -63,59 +61,6 @@ def test_diagnostics_are_plain_json(result):
     d = json.loads(json.dumps(result.diagnostics(), default=float))
     assert d["layout"]["name"] == "3x4+1" and len(d["panels"]) == 13
     assert abs(d["skew_deg"]) < 0.3
-
-
-def _write_page(path, image):
-    write_png(path, image)
-    return path
-
-
-def test_cli_writes_wfdb_csv_and_overlay(tmp_path, page):
-    src = _write_page(tmp_path / "page1.png", page[0])
-    out = tmp_path / "out"
-    assert cli.main([str(src), "--out", str(out), "--no-progress"]) == 0
-    for name in ("page1.hea", "page1.dat", "page1.csv", "page1_overlay.png", "page1_digitize.json"):
-        assert (out / name).exists(), name
-    sig, fs, names = read_wfdb(out / "page1")
-    assert fs == 500 and sig.shape == (5000, 12) and names[0] == "I"
-    header = (out / "page1.csv").read_text().splitlines()[0]
-    assert header.startswith("time_s,I,II,III,aVR")
-    assert not list(out.glob(".staging-*")), "no staging folders left behind"
-
-
-def test_batch_with_corrupt_file_reports_and_continues(tmp_path, page, capsys):
-    folder = tmp_path / "in"
-    folder.mkdir()
-    _write_page(folder / "a_good.png", page[0])
-    (folder / "b_bad.jpg").write_bytes(b"\xff\xd8\xff garbage, not a jpeg")
-    (folder / "notes.txt").write_text("not an image; folders expand to images only")
-    out = tmp_path / "out"
-    code = cli.main([str(folder), "--out", str(out), "--no-progress"])
-    assert code != 0
-    err = capsys.readouterr().err
-    assert "b_bad.jpg" in err and "ImageError" in err
-    assert (out / "a_good.hea").exists() and (out / "a_good_overlay.png").exists()
-    assert not list(out.glob("b_bad*")), "no partial output for the failed image"
-    assert not list(out.glob(".staging-*"))
-
-
-def test_digitize_files_report(tmp_path, page):
-    src = _write_page(tmp_path / "p.png", page[0])
-    report = cli.digitize_files([src, tmp_path / "missing.png"], tmp_path / "o", progress=False)
-    assert [r["status"] for r in report] == ["ok", "failed"]
-    assert "not found" in report[1]["error"]
-
-
-def test_model_method_without_checkpoint_is_clear(tmp_path, page, monkeypatch, capsys):
-    from ecgnb import io, model
-
-    monkeypatch.setattr(model, "DEFAULT_CHECKPOINT", tmp_path / "no-checkpoint.pt")
-    io.write_png(tmp_path / "p.png", page[0])
-    status = cli.main([str(tmp_path / "p.png"), "--out", str(tmp_path / "o"), "--method", "model",
-                     "--no-progress"])
-    captured = capsys.readouterr()
-    assert status != 0 and "notebook 04" in captured.out + captured.err
-    assert not list((tmp_path / "o").glob("p*")), "no partial output for the failed image"
 
 
 def test_follow_trace_is_not_forced_through_stray_ink_in_the_first_column():
