@@ -197,7 +197,8 @@ class PhotoConfig:
     quarter_turn_p: tuple[float, float, float, float] = (0.7, 0.1, 0.1, 0.1)  # probability of a
                                       # further 0, 90, 180, 270 deg (counter-clockwise) turn
     margin_range: tuple[float, float] = (0.03, 0.2)  # background on each side, share of the
-                                      # page's size in the photo (the frame is then made 4:3)
+                                      # page's size in the photo (before frame_aspect widens it)
+    frame_aspect: float = 4 / 3       # long / short side of the photo (0: just page and margins)
     backgrounds: tuple[str, ...] = ("wood", "cloth", "plain")  # surfaces under the page: "wood"
                                       # grain, woven "cloth", "plain" desk, light "lid" (scanner)
     curl_deg_max: float = 40.0        # deg, most one edge curls up (a cylinder; paper length kept)
@@ -231,8 +232,9 @@ class CopyConfig:
     ``ecgnb.photo.photocopy``. Levels are relative to the paper's luminance (1 = white)."""
 
     threshold: tuple[float, float] = (0.72, 0.88)   # relative luminance where the copy turns
-                                      # from white to black (higher: more of the grid goes black)
-    softness: tuple[float, float] = (0.015, 0.06)   # relative width of that transition (0: hard)
+                                      # from white to black (higher: more of the grid goes black);
+                                      # raised to stay above the grid's major lines (ecgnb.photo)
+    softness: tuple[float, float] = (0.01, 0.04)    # relative width of that transition (0: hard)
     toner: tuple[float, float] = (0.8, 1.0)         # density of solid black (1: pure black)
     fade_p: float = 0.2               # probability of a faded copy (light toner, low contrast)
     faded_toner: tuple[float, float] = (0.35, 0.6)  # density of solid black on a faded copy

@@ -30,7 +30,12 @@ Ground truth returned by :func:`render_page` (plain JSON types only)::
       "grid": {"minor_px": float, "major_px": float, "origin": [x, y], "bbox": [x0, y0, x1, y1]},
       "header": {"fields": {str: str}, "lines": [str], "bbox": [x0, y0, x1, y1]} or {},
       "artefacts": {},                 # filled by ecgnb.augment.augment_page
+      "style": {StyleConfig fields},   # only for a non-default print style
     }
+
+The print style (grid colour and line widths, trace colour and width, font, label positions,
+header text) is a ``ecgnb.config.StyleConfig``; ``random_style`` draws one. The default style is
+the study's own look, bit for bit.
 
 Trace points may lie outside the panel's row (large amplitudes overlap neighbouring rows, as on a
 real printer) or even outside the image; they are kept exact and unclipped.
@@ -44,7 +49,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ecgnb.config import PaperConfig
+from ecgnb.config import GRID_COLOURS, PaperConfig, StyleConfig, StyleRangeConfig
 from ecgnb.errors import SignalError
 from ecgnb.layouts import Panel, n_rows, panels
 from ecgnb.leads import LEAD_INDEX, LEAD_NAMES
@@ -62,6 +67,14 @@ MIN_DURATION_S = 1.0    # s, shortest record we print (shorter panels are unread
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _FONT_CAP_PX = 22.0     # cap height of _FONT at fontScale 1, px
+# StyleConfig.font -> (cv2 font, cap height at fontScale 1 in px)
+FONTS: dict[str, tuple[int, float]] = {
+    "simplex": (_FONT, _FONT_CAP_PX), "duplex": (cv2.FONT_HERSHEY_DUPLEX, _FONT_CAP_PX),
+    "complex": (cv2.FONT_HERSHEY_COMPLEX, _FONT_CAP_PX),
+    "triplex": (cv2.FONT_HERSHEY_TRIPLEX, _FONT_CAP_PX), "plain": (cv2.FONT_HERSHEY_PLAIN, 12.2),
+}
+LABEL_POSITIONS = ("above", "below", "corner")
+HEADER_STYLES = ("standard", "detailed", "minimal")
 _SHIFT = 8              # fractional bits for cv2 drawing: 1/256 px resolution
 
 
@@ -83,6 +96,21 @@ PALETTES: dict[str, Palette] = {
 }
 DEFAULT_PALETTE = "rose"
 INK_COLOURS: tuple[tuple[int, int, int], ...] = ((15, 15, 20), (10, 15, 45), (30, 25, 25))
+
+# Print styles seen on real ECG paper (StyleConfig.grid_colour); "black" and "grey" are laser
+# printouts, "none" a plain-paper print without a grid.
+GRID_PALETTES: dict[str, Palette] = {
+    "red": Palette(paper=(255, 255, 255), minor=(248, 196, 196), major=(232, 112, 112)),
+    "pink": Palette(paper=(255, 253, 253), minor=(250, 218, 228), major=(240, 165, 190)),
+    "orange": Palette(paper=(255, 252, 246), minor=(252, 222, 190), major=(244, 172, 110)),
+    "brown": Palette(paper=(252, 249, 243), minor=(228, 208, 188), major=(186, 146, 112)),
+    "green": Palette(paper=(252, 255, 252), minor=(200, 236, 204), major=(118, 196, 132)),
+    "blue": Palette(paper=(252, 253, 255), minor=(202, 222, 246), major=(120, 160, 224)),
+    "grey": Palette(paper=(255, 255, 255), minor=(222, 222, 222), major=(165, 165, 165)),
+    "black": Palette(paper=(255, 255, 255), minor=(175, 175, 175), major=(70, 70, 70)),
+    "none": Palette(paper=(255, 255, 255), minor=(255, 255, 255), major=(255, 255, 255)),
+}
+assert tuple(GRID_PALETTES) == GRID_COLOURS, "GRID_PALETTES must match config.GRID_COLOURS"
 
 
 # --- geometry ------------------------------------------------------------------------------------
@@ -158,19 +186,23 @@ def _line_coverage(n: int, start: float, stop: float, spacing: float, width: flo
     return np.minimum(cov, 1.0)
 
 
-def _grid_background(geom: PageGeometry, palette: Palette) -> np.ndarray:
+def _grid_background(geom: PageGeometry, palette: Palette,
+                     style: StyleConfig = StyleConfig()) -> np.ndarray:
     """Read-only ``(H, W, 3)`` uint8 page with the grid drawn (cached; copy before drawing)."""
+    ppm = geom.px_per_mm
+    minor_w = max(style.minor_width_mm * ppm, 0.6)    # px line widths
+    major_w = max(style.major_width_mm * ppm, 1.0)
     return _grid_cached(geom.height, geom.width, geom.px_per_mm, geom.grid_bbox,
-                        geom.minor_px, geom.major_px, palette)
+                        geom.minor_px, geom.major_px, palette, minor_w, major_w, style.minor_lines)
 
 
 # Keyed on the grid alone (not rows/layout), so all layouts of one page size share an entry;
 # 8 entries of 11 MB each at 200 dpi.
 @functools.lru_cache(maxsize=8)
 def _grid_cached(h: int, w: int, ppm: float, grid_bbox: tuple[float, float, float, float],
-                 minor_px: float, major_px: float, palette: Palette) -> np.ndarray:
+                 minor_px: float, major_px: float, palette: Palette, minor_w: float,
+                 major_w: float, minor_lines: bool) -> np.ndarray:
     x0, y0, x1, y1 = grid_bbox
-    minor_w, major_w = max(0.1 * ppm, 0.6), max(0.2 * ppm, 1.0)   # px line widths
     cx_min = _line_coverage(w, x0, x1, minor_px, minor_w)
     cy_min = _line_coverage(h, y0, y1, minor_px, minor_w)
     cx_maj = _line_coverage(w, x0, x1, major_px, major_w)
@@ -182,7 +214,8 @@ def _grid_cached(h: int, w: int, ppm: float, grid_bbox: tuple[float, float, floa
     a_maj = np.maximum(cx_maj[None, :] * inside_y[:, None], cy_maj[:, None] * inside_x[None, :])
     img = np.empty((h, w, 3), dtype=np.float32)
     img[:] = np.asarray(palette.paper, np.float32)
-    img += a_min[..., None] * (np.asarray(palette.minor, np.float32) - img)
+    if minor_lines:
+        img += a_min[..., None] * (np.asarray(palette.minor, np.float32) - img)
     img += a_maj[..., None] * (np.asarray(palette.major, np.float32) - img)
     out = np.clip(np.rint(img), 0, 255).astype(np.uint8)
     out.flags.writeable = False
@@ -231,9 +264,10 @@ def _calibration_points(geom: PageGeometry, baseline: float, paper: PaperConfig)
                      [down, baseline], [down + lead, baseline]])
 
 
-def _text_box(text: str, org: tuple[float, float], scale: float, thick: int) -> list[float]:
+def _text_box(text: str, org: tuple[float, float], scale: float, thick: int,
+              font: int = _FONT) -> list[float]:
     """bbox ``[x0, y0, x1, y1]`` px of ``text`` drawn by cv2.putText at ``org`` (bottom-left)."""
-    (tw, th), base = cv2.getTextSize(text, _FONT, scale, thick)
+    (tw, th), base = cv2.getTextSize(text, font, scale, thick)
     return [org[0], org[1] - th - thick, org[0] + tw + thick, org[1] + base]
 
 
@@ -256,38 +290,129 @@ def _header_fields(header: dict | None, paper: PaperConfig, fs: float, rng) -> d
     return fields
 
 
-def _draw_header(img: np.ndarray, fields: dict[str, str], geom: PageGeometry, ink) -> dict:
-    """Print ``fields`` as two lines in the top band; return the header truth."""
-    ppm = geom.px_per_mm
-    scale, thick = 3.0 * ppm / _FONT_CAP_PX, max(1, int(round(0.3 * ppm)))
+def _detailed_fields(rng) -> dict[str, str]:
+    """Made-up demographics and interval measurements a cart prints (random with ``rng``)."""
+    age, sex, rate, pr, qrs, qt = ((57, "F", 72, 160, 92, 380) if rng is None else
+                                   (int(rng.integers(18, 90)), "FM"[int(rng.integers(2))],
+                                    int(rng.integers(50, 110)), int(rng.integers(120, 210)),
+                                    int(rng.integers(70, 120)), int(rng.integers(340, 440))))
+    qtc = int(round(qt / math.sqrt(60.0 / rate)))
+    return {"age": f"{age} yrs", "sex": sex, "vent. rate": f"{rate} bpm", "pr": f"{pr} ms",
+            "qrs": f"{qrs} ms", "qt/qtc": f"{qt}/{qtc} ms"}
+
+
+def _header_lines(fields: dict[str, str], style: str) -> list[str]:
+    """The printed lines of a header of ``style`` (``HEADER_STYLES``)."""
     first = ("name", "id", "date")
+    paper = ("speed", "gain", "fs")
+    if style == "minimal":
+        return ["   ".join(fields[k] for k in ("id", "date", "speed", "gain") if k in fields)]
     lines = ["   ".join(f"{k.capitalize()}: {fields[k]}" for k in first if k in fields),
-             "   ".join(v if k in ("speed", "gain", "fs") else f"{k}: {v}"
+             "   ".join(v if k in paper else f"{k}: {v}"
                         for k, v in fields.items() if k not in first)]
-    lines = [ln for ln in lines if ln]
+    if style == "detailed":
+        extra = {k: v for k, v in fields.items() if k not in first}
+        lines = [lines[0],
+                 "   ".join(f"{k.capitalize()}: {extra.pop(k)}" for k in ("age", "sex")
+                            if k in extra),
+                 "   ".join(f"{k.upper() if len(k) < 4 else k.capitalize()}: {extra.pop(k)}"
+                            for k in ("vent. rate", "pr", "qrs", "qt/qtc") if k in extra),
+                 "   ".join(v if k in paper else f"{k}: {v}" for k, v in extra.items())
+                 + "   Unconfirmed - simulated page, not for diagnosis"]
+    return [ln for ln in lines if ln]
+
+
+def _draw_header(img: np.ndarray, fields: dict[str, str], geom: PageGeometry, ink,
+                 style: StyleConfig = StyleConfig()) -> dict:
+    """Print ``fields`` in the top band (two lines in the standard style); return its truth."""
+    ppm = geom.px_per_mm
+    lines = _header_lines(fields, style.header_style)
+    # Text size relative to the standard 3 mm caps, shrunk where the lines would leave the band.
+    s = min(style.font_scale, (TOP_BAND_MM - 1.5 - 3.0) / (3.0 + 5.0 * (len(lines) - 1)))
+    font, cap_px = FONTS[style.font]
+    scale, thick = 3.0 * s * ppm / cap_px, max(1, int(round(0.3 * s * ppm)))
     box = None
     for i, line in enumerate(lines):
-        org = (geom.grid_bbox[0], (6.0 + 5.0 * i) * ppm)
-        cv2.putText(img, line, (int(round(org[0])), int(round(org[1]))), _FONT, scale, ink, thick,
+        org = (geom.grid_bbox[0], (3.0 + 3.0 * s + 5.0 * s * i) * ppm)
+        cv2.putText(img, line, (int(round(org[0])), int(round(org[1]))), font, scale, ink, thick,
                     cv2.LINE_AA)
-        b = _text_box(line, org, scale, thick)
+        b = _text_box(line, org, scale, thick, font)
         box = b if box is None else _union(box, b)
     return {"fields": fields, "lines": lines, "bbox": box}
 
 
-def _pick_style(rng) -> tuple[Palette, tuple[int, int, int]]:
-    """Paper palette and ink colour: the defaults without ``rng``, else a draw from our family."""
-    if rng is None:
-        return PALETTES[DEFAULT_PALETTE], INK_COLOURS[0]
-    names = sorted(PALETTES)
-    palette = PALETTES[names[int(rng.integers(len(names)))]]
-    return palette, INK_COLOURS[int(rng.integers(len(INK_COLOURS)))]
+def _styled_palette(palette: Palette, style: StyleConfig) -> Palette:
+    """``palette`` with the style's paper colour and grid contrast (unchanged for the defaults)."""
+    if style.paper_colour is None and style.grid_contrast == 1.0:
+        return palette
+    paper = np.asarray(palette.paper if style.paper_colour is None else style.paper_colour, float)
+
+    def line(colour):   # the line keeps its darkening (its ratio to the paper), scaled by contrast
+        ratio = np.asarray(colour, float) / np.maximum(np.asarray(palette.paper, float), 1.0)
+        mixed = paper * (1.0 - style.grid_contrast * (1.0 - ratio))
+        return tuple(int(v) for v in np.clip(np.rint(mixed), 0, 255))
+
+    return Palette(paper=tuple(int(v) for v in paper), minor=line(palette.minor),
+                   major=line(palette.major))
+
+
+def _pick_style(rng, style: StyleConfig = StyleConfig()) -> tuple[Palette, tuple[int, int, int]]:
+    """Paper palette and ink colour. Fields the style leaves ``None`` are the study's: the
+    defaults without ``rng``, else a draw from our family (palette first, then ink)."""
+    if style.grid_colour is not None:
+        palette = GRID_PALETTES[style.grid_colour]
+    elif rng is None:
+        palette = PALETTES[DEFAULT_PALETTE]
+    else:
+        names = sorted(PALETTES)
+        palette = PALETTES[names[int(rng.integers(len(names)))]]
+    if style.trace_colour is not None:
+        ink = tuple(int(v) for v in style.trace_colour)
+    elif rng is None:
+        ink = INK_COLOURS[0]
+    else:
+        ink = INK_COLOURS[int(rng.integers(len(INK_COLOURS)))]
+    return _styled_palette(palette, style), ink
+
+
+def _check_style(style: StyleConfig) -> None:
+    """Raise ``ValueError`` naming the known choices for an unknown style choice."""
+    for value, known, what in ((style.grid_colour, GRID_COLOURS + (None,), "grid_colour"),
+                               (style.font, tuple(FONTS), "font"),
+                               (style.label_position, LABEL_POSITIONS, "label_position"),
+                               (style.header_style, HEADER_STYLES, "header_style")):
+        if value not in known:
+            raise ValueError(f"unknown StyleConfig.{what} {value!r}; known: "
+                             f"{', '.join(str(k) for k in known)}")
+
+
+def random_style(rng: np.random.Generator,
+                 cfg: StyleRangeConfig = StyleRangeConfig()) -> StyleConfig:
+    """Draw one print style from ``cfg``'s choices and ranges (uniformly)."""
+    def pick(options):
+        return options[int(rng.integers(len(options)))]
+
+    def between(lo_hi):
+        return float(rng.uniform(*lo_hi))
+
+    tint = rng.integers(0, cfg.paper_tint_max + 1, 3) if cfg.paper_tint_max > 0 else np.zeros(3)
+    return StyleConfig(
+        grid_colour=pick(cfg.grid_colours),
+        paper_colour=tuple(int(255 - t) for t in tint),
+        grid_contrast=between(cfg.grid_contrast),
+        minor_lines=bool(rng.random() < cfg.minor_lines_p),
+        minor_width_mm=between(cfg.minor_width_mm), major_width_mm=between(cfg.major_width_mm),
+        trace_colour=tuple(int(v) for v in pick(cfg.trace_colours)),
+        trace_width_mm=between(cfg.trace_width_mm),
+        font=pick(cfg.fonts), font_scale=between(cfg.font_scale),
+        label_position=pick(cfg.label_positions), header_style=pick(cfg.header_styles))
 
 
 # --- public API ----------------------------------------------------------------------------------
 def render_page(signal: np.ndarray, fs: int, paper: PaperConfig = PaperConfig(),
                 rng: np.random.Generator | None = None,
-                header: dict | None = None) -> tuple[np.ndarray, dict]:
+                header: dict | None = None,
+                style: StyleConfig = StyleConfig()) -> tuple[np.ndarray, dict]:
     """Draw ``signal`` on a paper-ECG page and return ``(image, truth)``.
 
     Parameters
@@ -297,6 +422,8 @@ def render_page(signal: np.ndarray, fs: int, paper: PaperConfig = PaperConfig(),
     paper : page settings (dpi, mm/s, mm/mV, layout, ...).
     rng : varies paper palette, ink colour and made-up header data; ``None`` gives the default look.
     header : extra or overriding header fields (printed only when ``paper.header``).
+    style : print style (grid colour, line widths, trace, font, labels, header text); the
+        default is the study's look and draws from ``rng`` exactly as before styles existed.
 
     Returns
     -------
@@ -308,9 +435,11 @@ def render_page(signal: np.ndarray, fs: int, paper: PaperConfig = PaperConfig(),
     duration = n / fs
     layout_panels = panels(paper.layout, duration)        # ValueError for an unknown layout
     geom = page_geometry(paper, n_rows(paper.layout), duration)
-    palette, ink = _pick_style(rng)
-    img = _grid_background(geom, palette).copy()
-    thick = max(1, int(round(paper.trace_width_mm * geom.px_per_mm)))
+    _check_style(style)
+    palette, ink = _pick_style(rng, style)
+    img = _grid_background(geom, palette, style).copy()
+    width_mm = paper.trace_width_mm if style.trace_width_mm is None else style.trace_width_mm
+    thick = max(1, int(round(width_mm * geom.px_per_mm)))
 
     panel_truth, polys = [], []
     for p in layout_panels:
@@ -328,10 +457,15 @@ def render_page(signal: np.ndarray, fs: int, paper: PaperConfig = PaperConfig(),
     cv2.polylines(img, polys, False, ink, thick, cv2.LINE_AA, _SHIFT)
     _draw_separators(img, layout_panels, geom, paper, ink)
     for p, pt in zip(layout_panels, panel_truth):
-        pt["bbox"] = _clip_box(_union(pt["bbox"], _draw_label(img, p, pt, geom, ink)), geom)
+        pt["bbox"] = _clip_box(_union(pt["bbox"], _draw_label(img, p, pt, geom, ink, style)),
+                               geom)
     head = {}
     if paper.header:
-        head = _draw_header(img, _header_fields(header, paper, fs, rng), geom, ink)
+        fields = _header_fields(header, paper, fs, rng)
+        if style.header_style == "detailed":
+            fields = {**fields, **_detailed_fields(rng), **{str(k): str(v)
+                                                          for k, v in (header or {}).items()}}
+        head = _draw_header(img, fields, geom, ink, style)
 
     truth = {
         "image_size": [geom.height, geom.width], "dpi": int(paper.dpi),
@@ -344,6 +478,9 @@ def render_page(signal: np.ndarray, fs: int, paper: PaperConfig = PaperConfig(),
                  "bbox": [float(v) for v in geom.grid_bbox]},
         "header": head, "artefacts": {},
     }
+    if style != StyleConfig():
+        truth["style"] = {k: list(v) if isinstance(v, tuple) else v
+                          for k, v in style.to_dict().items()}
     return img, truth
 
 
@@ -371,14 +508,22 @@ def _clip_box(box: list[float], geom: PageGeometry) -> list[float]:
             float(min(max(box[2], 0), geom.width - 1)), float(min(max(box[3], 0), geom.height - 1))]
 
 
-def _draw_label(img: np.ndarray, p: Panel, pt: dict, geom: PageGeometry, ink) -> list[float]:
-    """Print the lead name above the panel start; return its bbox (px)."""
-    ppm = geom.px_per_mm
-    scale, thick = LABEL_HEIGHT_MM * ppm / _FONT_CAP_PX, max(1, int(round(0.25 * ppm)))
-    org = (pt["x_start"] + 1.0 * ppm, pt["baseline_y"] - LABEL_RISE_MM * ppm)
-    cv2.putText(img, p.lead, (int(round(org[0])), int(round(org[1]))), _FONT, scale, ink, thick,
+def _draw_label(img: np.ndarray, p: Panel, pt: dict, geom: PageGeometry, ink,
+                style: StyleConfig = StyleConfig()) -> list[float]:
+    """Print the lead name at the panel start (above its baseline by default); return its bbox."""
+    ppm, s = geom.px_per_mm, style.font_scale
+    font, cap_px = FONTS[style.font]
+    scale, thick = LABEL_HEIGHT_MM * s * ppm / cap_px, max(1, int(round(0.25 * s * ppm)))
+    if style.label_position == "below":       # text top 3.5 mm under the baseline
+        y = pt["baseline_y"] + (3.5 + LABEL_HEIGHT_MM * s) * ppm
+    elif style.label_position == "corner":    # top-left corner of the panel's cell
+        y = geom.row_tops[p.row] + (1.5 + LABEL_HEIGHT_MM * s) * ppm
+    else:
+        y = pt["baseline_y"] - LABEL_RISE_MM * ppm
+    org = (pt["x_start"] + 1.0 * ppm, y)
+    cv2.putText(img, p.lead, (int(round(org[0])), int(round(org[1]))), font, scale, ink, thick,
                 cv2.LINE_AA)
-    return _text_box(p.lead, org, scale, thick)
+    return _text_box(p.lead, org, scale, thick, font)
 
 
 def _draw_separators(img: np.ndarray, layout_panels: list[Panel], geom: PageGeometry,
