@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from ecgnb import io, paths  # noqa: E402
 from ecgnb.config import CopyConfig, StyleConfig, StyleRangeConfig, get_profile  # noqa: E402
-from ecgnb.dataset import assign_splits, collect_sources, page_rng  # noqa: E402
+from ecgnb.dataset import assign_splits, collect_sources, page_rng, swap_in  # noqa: E402
 from ecgnb.photo import PRESETS, photocopy, photograph  # noqa: E402
 from ecgnb.render import masked_signal, random_style, render_page  # noqa: E402
 
@@ -125,12 +125,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         "styles": None if args.no_styles else StyleRangeConfig().to_dict(),
         "pages": len(index), "sources_s": round(sources_s, 2), "total_s": round(total_s, 2),
         "seconds_per_page": index.groupby("kind")["seconds"].mean().round(3).to_dict()})
-    old = out_dir.with_name(out_dir.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if out_dir.exists():
-        out_dir.rename(old)
-    work.rename(out_dir)
-    shutil.rmtree(old, ignore_errors=True)
+    swap_in(work, out_dir)
     print(f"{len(index)} pages in {out_dir} ({total_s:.1f} s, {sources_s:.1f} s of it loading "
           f"records); per page: {index.groupby('kind')['seconds'].mean().round(2).to_dict()}")
     return index

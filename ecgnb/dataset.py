@@ -143,11 +143,11 @@ def build_dataset(profile: Profile, out_dir: Path | None = None,
     index = pd.DataFrame(rows)
     index.to_csv(work / "index.csv", index=False)
     io.write_json(work / "config.json", profile.to_dict())
-    _swap_in(work, out_dir)
+    swap_in(work, out_dir)
     return index
 
 
-def _swap_in(work: Path, out_dir: Path) -> None:
+def swap_in(work: Path, out_dir: Path) -> None:
     """Replace ``out_dir`` by ``work`` with two renames, so readers see old or new, never half."""
     old = out_dir.with_name(out_dir.name + ".old")
     shutil.rmtree(old, ignore_errors=True)

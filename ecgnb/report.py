@@ -62,10 +62,6 @@ README_TABLES = (
     ("Another generator: ECG-Image-Kit pages", "05_eik",
      "The 8 development pages of `../shared/data/eik-dev` (PhysioNet Challenge 2024 renderer); no "
      "model saw that style. JS20004's reference has all-zero V2/V4/V6 (NaN SNR, as the official scorer gives)."),
-    ("Real phone photos of printed pages", "05_photos",
-     "The 13 photos of `../shared/data/photos-dev` (a phone, a desk, perspective, bent paper; "
-     "measurement only, nothing tuned on them); a refused photo scores 0 dB per lead. Per photo: "
-     "`05_photos_per_photo.md`."),
     ("Training: each variant on validation pages", "04_variants",
      "Same data and epochs for every variant; `train_s` is the training time (s) on 2 CPU cores."),
     ("Resolution limit of a clean 200-dpi page", "02_resolution_limit",
@@ -85,7 +81,8 @@ def results_section(profile: str, report_dir: Path) -> str:
         if not md.exists():
             raise FileNotFoundError(f"{md} not found: run `make study PROFILE={profile}` first")
         parts += [f"**{title}** (`reports/{profile}/{stem}.md`). {note}".rstrip(), "", md.read_text()]
-    parts += [run_time_table(Path(report_dir).parent), test_suite_time(Path(report_dir).parent)]
+    parts += [external_table(Path(report_dir).parent), run_time_table(Path(report_dir).parent),
+              test_suite_time(Path(report_dir).parent)]
     return "\n".join(parts + [RESULTS_END])
 
 
@@ -108,6 +105,19 @@ def headline(report_dir: Path) -> str:
             f"Under the paper's protocol (lead II, no alignment) it scores "
             f"{paper.loc[best, 'snr_db_unaligned']:.2f} dB against the paper's "
             f"{paper.loc[best, 'paper_snr_db']:.2f} dB.")
+
+
+def external_table(reports_root: Path) -> str:
+    """The shared external sets scored by the current code (``benchmarks/external.md``)."""
+    md = Path(reports_root) / "benchmarks" / "external.md"
+    if not md.exists():
+        return ""
+    return ("**The code as it is now, on the shared sets** (`reports/benchmarks/external.md`, "
+            "made by `python benchmarks/bench_external.py --split reference`; per page: "
+            "`external_per_page.md`). Every registered method on the ECG-Image-Kit pages, the "
+            "real phone photos (`photos-dev`: measurement only; a refused photo scores 0 dB per "
+            "lead) and the reference test split, with the current metric; `seconds_per_page` is "
+            "wall time on 2 shared cores.\n\n" + md.read_text())
 
 
 def run_time_table(reports_root: Path) -> str:
