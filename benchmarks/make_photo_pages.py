@@ -8,14 +8,15 @@ Usage::
 Each page is a test-split record of the profile (cycled when there are fewer than ``--n``),
 printed in a random style (``ecgnb.render.random_style``), then photographed
 (``ecgnb.photo.photograph``); with B/W on, the same print is also photocopied
-(``ecgnb.photo.photocopy``). Pages are stored as the study's own (``ecgnb.io.save_page``: PNG,
+(``ecgnb.photo.photocopy``) and the colour print itself kept (kind ``print``), so that a B/W
+page can be scored against its colour version. Pages are stored as the study's own (``ecgnb.io.save_page``: PNG,
 WFDB truth signal with NaN where not drawn, JSON truth with the photo map), with an ``index.csv``
 that ``ecgnb.evaluate.score_dataset`` reads::
 
     page, record, origin, split, severity, dpi, layout, path, kind, grid_colour, seconds
 
 ``severity`` is 1.0 (not a clean page), ``dpi`` the photo's mean scale over the page, ``kind``
-``photo`` or ``photocopy``, ``seconds`` the time to make and save it (a photo's includes
+``photo``, ``photocopy`` or ``print``, ``seconds`` the time to make and save it (a photo's includes
 rendering the print). ``config.json`` is the resolved profile (as in ``data/<profile>/``);
 ``photo_config.json`` the photo, copy and style settings, the command and the timings. The folder
 is built beside the old one and swapped in at the end. Runs on one core (~20 pages in under
@@ -75,6 +76,8 @@ def make_pages(profile, records: list, n: int, out_dir: Path, preset: str, bw: b
             copy_rng = page_rng(seed, copy_name)
             jobs.append(("photocopy", copy_name,
                          lambda: photocopy(image, truth, copy_cfg, copy_rng)))
+            # The colour print the copy was made from: B/W is judged against it.
+            jobs.append(("print", f"{record.name}_print{k:03d}", lambda: (image, truth)))
         for kind, page, make in jobs:
             out, out_truth = make()
             out_truth["record"], out_truth["severity"] = record.name, 1.0

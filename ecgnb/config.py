@@ -255,6 +255,49 @@ class CopyConfig:
         return dataclasses.asdict(self)
 
 
+@dataclass(frozen=True)
+class RectifyConfig:
+    """Settings of ``ecgnb.rectify``: from a photo or scan to a flat page at a known px/mm."""
+
+    find_long_px: int = 800           # px, long side of the copy the paper is looked for on
+    page_area_min: float = 0.15       # share of the frame: a smaller bright blob is not the page
+    page_area_max: float = 0.97       # share of the frame: a larger one means the page fills it
+    paper_mm: tuple[float, float] = (279.4, 215.9)  # mm, the page's sides; used only to tell a
+                                      # grid's 1 mm from its 5 mm lines when both could fit
+    work_long_px: int = 1600          # px, long side of the working copy the lattice is read on
+    lattice_px_range: tuple[float, float] = (4.0, 90.0)  # px, plausible spacing of the finest
+                                      # grid lines on that copy (1 mm at 4 px/mm to 5 mm at 18 px/mm)
+    lattice_xy_ratio_max: float = 1.2  # the spacings along x and y of one grid differ less
+    lattice_strength_min: float = 0.06  # 0..1, share of the profiles' power a lattice must explain (pure
+                                      # noise: ~0.02; the weakest grid of our simulated copies: 0.10)
+    phase_sigma_periods: float = 1.2  # lattice spacings, Gaussian window of the local phase
+    phase_sigma_min_px: float = 12.0  # px, at least (a 1 mm lattice needs more lines per window)
+    node_step_periods: float = 1.0    # lattice spacings between the nodes of the displacement field
+    node_min_px: float = 12.0         # px, at least
+    line_min_contrast: float = 0.08   # 0..1, local grid-line contrast (|phase vector| / ink) a
+                                      # node needs to count
+    smooth_nodes: float = 1.0         # nodes, Gaussian smoothing of the displacement field
+    passes: int = 2                   # measurements of the field (each on the page flattened so far)
+    fill_nodes: float = 6.0           # nodes, wider smoothing that fills where the grid is not seen
+    out_dpi: int = 200                # px per inch of the flat page (the classical reader's home)
+    max_out_mp: float = 16.0          # MP, largest flat page
+    map_step_px: int = 4              # px, output grid the source map is computed on (then linear)
+    lattice_line_mm: float = 12.0     # mm, run a grid line keeps on a flat page (longer than any
+                                      # flat stretch of trace; for the colour-free ink mask)
+    lattice_margin: float = 0.12      # relative darkness ink needs above the grid lines' own
+    line_band_mm: float = 0.35        # mm either side of a lattice line position the grid model covers
+    line_probe_mm: float = 3.0        # mm, straight run that marks a grid-line pixel (grid_line_level)
+    line_floor: float = 0.1           # relative darkness a line pixel needs to count there
+    level_band_mm: float = 0.15       # mm either side of a 5 mm line position its darkness is read in
+    line_level_quantile: float = 0.9  # quantile of line pixels' darkness taken as the lines' level
+    dark_grid_level: float = 0.7      # relative darkness of grid lines from which they count as black
+    thin_line_mm: float = 0.25        # mm, width of grid-line remnants the colour-free mask opens away
+    bridge_mm: float = 0.4            # mm, gaps the colour-free mask closes where a trace crosses a line
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
 # --- the learned digitizer (ecgnb.panels, ecgnb.model, ecgnb.train) ---
 
 @dataclass(frozen=True)

@@ -348,11 +348,20 @@ def digitize_image(image: np.ndarray, layout: str = "3x4+1", fs: float = 500,
 def digitize_straightened(upright: np.ndarray, skew: float, dark: np.ndarray,
                           layout: str = "3x4+1", fs: float = 500, duration_s: float = 10.0,
                           paper: PaperConfig = PaperConfig(),
-                          cfg: PreprocessConfig | None = None) -> Reading:
+                          cfg: PreprocessConfig | None = None, grid: pp.GridInfo | None = None,
+                          ink_mask=None) -> Reading:
     """``digitize_image`` after ``preprocess.straighten`` (``upright``, ``skew`` deg, ``dark``),
-    for callers that need the straightened page's darkness too (``ecgnb.panels``)."""
-    grid = pp.detect_grid(upright, dark, cfg=cfg, paper=paper)
-    mask = pp.denoise(pp.remove_grid(upright, grid, dark=dark, cfg=cfg), grid.px_per_mm, cfg=cfg)
+    for callers that need the straightened page's darkness too (``ecgnb.panels``).
+
+    A caller that knows more than the page's colours may pass the ``grid`` (else
+    ``detect_grid``) and ``ink_mask(upright, dark, grid) -> (H, W) bool`` (else the colour
+    separation ``remove_grid``); the mask is denoised either way (``ecgnb.rectified`` does both).
+    """
+    if grid is None:
+        grid = pp.detect_grid(upright, dark, cfg=cfg, paper=paper)
+    ink = (pp.remove_grid(upright, grid, dark=dark, cfg=cfg) if ink_mask is None
+           else ink_mask(upright, dark, grid))
+    mask = pp.denoise(ink, grid.px_per_mm, cfg=cfg)
     lay = pp.detect_layout(mask, grid, layout, duration_s, strength=pp.grid_strength(dark, cfg=cfg),
                            cfg=cfg, paper=paper)
     pen = pen_width(mask, lay)

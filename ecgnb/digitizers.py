@@ -21,6 +21,7 @@ from .reading import Digitizer
 METHODS: dict[str, str] = {
     "classical": "digitize:ClassicalDigitizer",     # no learning: ecgnb.digitize
     "crop_model": "model:CropModelDigitizer",       # the multimodal crop model: ecgnb.model
+    "rectified": "rectified:RectifiedDigitizer",    # photos and scans: flatten, then read
 }
 # Older names, still accepted (the command said "baseline" and "model" before the registry).
 ALIASES: dict[str, str] = {"baseline": "classical", "model": "crop_model"}

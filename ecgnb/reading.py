@@ -55,6 +55,7 @@ class Reading:
     upright: np.ndarray | None = None  # (H, W, 3) uint8, the straightened page
     traces: dict[int, np.ndarray] = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # doubts the method adds (the flattening's...)
 
     def diagnostics(self) -> dict:
         """Plain-JSON summary: method, grid, skew, layout, calibration, panels, confidence, warnings."""
@@ -126,6 +127,7 @@ def assess(reading: Reading) -> tuple[float, list[str]]:
     if not drawn.all():
         missing = [n for n, ok in zip(reading.lead_names, drawn) if not ok]
         warns.append(f"no trace read for lead(s) {', '.join(missing)}")
+    warns.extend(reading.notes)
     conf = 0.0 if not g.found else float(min(lay.confidence, g.confidence))
     return conf, warns
 

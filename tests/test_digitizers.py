@@ -22,7 +22,7 @@ def page():
 
 
 def test_names_and_aliases():
-    assert digitizers.names() == ["classical", "crop_model"]
+    assert digitizers.names() == ["classical", "crop_model", "rectified"]
     assert digitizers.canonical("baseline") == "classical"
     assert digitizers.canonical("model") == "crop_model"
     with pytest.raises(ValueError, match="unknown method 'nope'.*classical"):

@@ -1,0 +1,201 @@
+"""The rectified digitizer: flatten the photo or scan (``ecgnb.rectify``), then read the flat page.
+
+Reading the flat page is the classical reader (``ecgnb.digitize``) with what the flattening
+already knows handed in instead of guessed again: the page is straight (no deskew or
+perspective step), its scale is the flat page's px/mm, and where the grid has no colour (black or
+grey: a photocopy, a black-and-white print) the trace is told from the grid by the lattice, not
+by colour (``lattice_mask``). Which way up (0 or 180 deg, the flat page is landscape) follows
+``ecgnb.orient``: the turn whose reading obeys the limb-lead relations and shows calibration
+pulses.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+
+from . import orient
+from .config import RectifyConfig
+from .digitize import digitize_straightened
+from .grid import GridInfo, channel_min, darkness, detect_grid
+from .reading import LAYOUT_CONFIDENCE_MIN, Reading, ReadOptions
+from .rectify import FlatPage, flatten
+
+
+def line_offset(profile: np.ndarray, period: float) -> float:
+    """px in ``[0, period)`` where lines repeating every ``period`` px sit in a 1-D profile (the
+    phase of its Fourier coefficient at that period)."""
+    x = np.arange(profile.size)
+    z = np.sum((profile - profile.mean()) * np.exp(-2j * np.pi * x / period))
+    return float((-np.angle(z) / (2 * np.pi) * period) % period)
+
+
+def _near_lines(n: int, offset: float, spacing: float, half_px: float) -> np.ndarray:
+    """``(n,)`` bool: which of ``n`` px lie within ``half_px`` of a line at ``offset + k * spacing``."""
+    d = (np.arange(n) - offset) % spacing
+    return np.minimum(d, spacing - d) <= half_px
+
+
+def lattice_mask(upright: np.ndarray, dark: np.ndarray, grid: GridInfo,
+                 cfg: RectifyConfig = RectifyConfig(), trace_darkness: float = 0.45) -> np.ndarray:
+    """``(H, W)`` bool trace ink of a flat page, whatever the grid's colour.
+
+    On a flat page every grid line is a straight horizontal or vertical run at a known spacing
+    (1 mm, ``grid.px_per_mm``). A grey opening ``cfg.lattice_line_mm`` long keeps those runs at
+    their own darkness, even where the trace crosses them; kept only on the lattice's line
+    positions, it is the grid model, so a flat stretch of trace between lines is never taken
+    for grid. Ink is what is darker than that model by ``cfg.lattice_margin`` and darker than
+    ``trace_darkness``; a small closing (``cfg.bridge_mm``) bridges the trace where it crossed a
+    line as dark as itself (black grid on a photocopy). Remnants of lines the flattening left
+    slightly bent are removed by an opening ``cfg.thin_line_mm`` wide, so on a black grid a
+    trace no bolder than the grid's lines is lost with them.
+    """
+    ink = channel_min(dark)
+    ppm = grid.px_per_mm
+    run = max(3, int(round(cfg.lattice_line_mm * ppm)))
+    horiz = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (run, 1)))
+    vert = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, run)))
+    # Keep only what is thin across the run: a flat stretch of trace lying on a line is
+    # bolder than the line and must stay ink.
+    t = max(2, int(round(cfg.thin_line_mm * ppm))) + 1
+    horiz = horiz - cv2.morphologyEx(horiz, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, t)))
+    vert = vert - cv2.morphologyEx(vert, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (t, 1)))
+    half = cfg.line_band_mm * ppm
+    # Every line, 1 mm or 5 mm, sits on the 1 mm lattice: its phase places them all.
+    rows = _near_lines(ink.shape[0], line_offset(horiz.mean(axis=1), ppm), ppm, half)
+    cols = _near_lines(ink.shape[1], line_offset(vert.mean(axis=0), ppm), ppm, half)
+    model = np.maximum(horiz * rows[:, None], vert * cols[None, :])
+    mask = ((ink - model) > cfg.lattice_margin) & (ink > trace_darkness)
+    # What is left of the lines where the page is not perfectly flat is a line's width at most;
+    # a trace drawn bolder than the grid survives an opening that width wide.
+    t = int(round(cfg.thin_line_mm * ppm))
+    if t >= 2:
+        mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN,
+                                cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (t + 1, t + 1))).astype(bool)
+    k = max(1, int(round(cfg.bridge_mm * ppm)))
+    if k > 1:
+        mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE,
+                                cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))).astype(bool)
+    return mask
+
+
+def line_runs(ink: np.ndarray, px_per_mm: float, cfg: RectifyConfig = RectifyConfig()) -> np.ndarray:
+    """``(H, W)`` float32: the darkness of straight horizontal or vertical runs at least
+    ``cfg.line_probe_mm`` long (a grey opening each way): the grid's lines, and the few flat
+    stretches of trace."""
+    run = max(3, int(round(cfg.line_probe_mm * px_per_mm)))
+    horiz = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (run, 1)))
+    vert = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, run)))
+    return np.maximum(horiz, vert)
+
+
+def _darkest_lines(profile: np.ndarray, ppm: float, half: float) -> np.ndarray:
+    """``(n,)`` bool: px within ``half`` of the darkest of the five 1 mm line classes (the 5 mm
+    lines; any class when all are alike) of a 1-D projection ``profile``."""
+    off = line_offset(profile, ppm)
+    near = _near_lines(profile.size, off, ppm, half)
+    cls = np.round((np.arange(profile.size) - off) / ppm).astype(int) % 5
+    means = [profile[near & (cls == c)].mean() if (near & (cls == c)).any() else -1 for c in range(5)]
+    return near & (cls == int(np.argmax(means)))
+
+
+def grid_line_level(lines: np.ndarray, px_per_mm: float, cfg: RectifyConfig = RectifyConfig()) -> float:
+    """Relative darkness (0..1) of the grid's 5 mm lines from ``line_runs`` of a flat page.
+
+    Every line sits on the 1 mm lattice (``line_offset`` of the runs' projections), the 5 mm
+    lines on the darkest fifth of it; the ``cfg.line_level_quantile`` of the run darkness within
+    ``cfg.level_band_mm`` of them is theirs, the trace crossing them being a small share (a
+    photo's red grid can be dark in every channel, a photocopy's as black as its trace).
+    """
+    half = cfg.level_band_mm * px_per_mm
+    rows = _darkest_lines(lines.mean(axis=1), px_per_mm, half)
+    cols = _darkest_lines(lines.mean(axis=0), px_per_mm, half)
+    band = np.concatenate([lines[rows].ravel(), lines[:, cols].ravel()])
+    return float(np.quantile(band, cfg.line_level_quantile)) if band.size else 0.0
+
+
+def flat_ink(upright: np.ndarray, dark: np.ndarray, grid: GridInfo,
+             cfg: RectifyConfig = RectifyConfig(), trace_darkness: float = 0.45) -> np.ndarray:
+    """``(H, W)`` bool trace ink of a flat page, whatever the grid's colour.
+
+    Ink is what is darker than ``trace_darkness`` in every channel (the trace; a light or
+    coloured grid is not), except pixels of straight line runs no darker than the grid's own
+    lines plus ``cfg.lattice_margin`` (a grid dark in every channel, as in a dim photo). Where
+    the lines are as dark as the trace (``cfg.dark_grid_level``: a black grid) darkness cannot
+    tell them apart and the lattice's geometry does (``lattice_mask``).
+    """
+    ink = channel_min(dark)
+    lines = line_runs(ink, grid.px_per_mm, cfg)
+    level = grid_line_level(lines, grid.px_per_mm, cfg)
+    if level >= cfg.dark_grid_level:
+        return lattice_mask(upright, dark, grid, cfg, trace_darkness)
+    gridlike = (lines > cfg.line_floor) & (ink <= level + cfg.lattice_margin)
+    return (ink > trace_darkness) & ~gridlike
+
+
+def flat_grid(flat: FlatPage, image: np.ndarray, dark: np.ndarray, options: ReadOptions) -> GridInfo:
+    """The grid of a flat page: its colour from ``detect_grid``, its scale from the flattening
+    (exact by construction where the lattice was seen)."""
+    found = detect_grid(image, dark, cfg=options.preprocess, paper=options.paper)
+    if flat.lattice is None:
+        return found
+    ppm = flat.px_per_mm
+    return dataclasses.replace(found, px_per_mm=ppm, px_per_mm_x=ppm, px_per_mm_y=ppm, minor_px=ppm,
+                               major_px=5 * ppm, found=True,
+                               confidence=max(found.confidence, flat.confidence), notes=[])
+
+
+def read_flat(flat: FlatPage, options: ReadOptions, cfg: RectifyConfig = RectifyConfig(),
+              turn: int = 0) -> Reading:
+    """Read a flat page (turned ``turn`` deg) with the classical reader, grid and mask from the
+    flattening; raises the reader's ``ImageError`` / ``LayoutError`` on a refusal."""
+    image = orient.turned(flat.image, turn)
+    dark = darkness(image, cfg=options.preprocess)
+    grid = flat_grid(flat, image, dark, options)
+    ink_mask = ((lambda up, dk, g: flat_ink(up, dk, g, cfg, options.preprocess.trace_darkness))
+                if flat.lattice is not None else None)
+    return digitize_straightened(image, 0.0, dark, options.layout, options.fs, options.duration_s,
+                                 options.paper, options.preprocess, grid=grid, ink_mask=ink_mask)
+
+
+class RectifiedDigitizer:
+    """Photos and scans: ``ecgnb.rectify.flatten``, then the classical reader on the flat page."""
+
+    name = "rectified"
+
+    def __init__(self, rectify: RectifyConfig | None = None):
+        self.cfg = RectifyConfig() if rectify is None else rectify
+
+    def read(self, image: np.ndarray, options: ReadOptions = ReadOptions()) -> Reading:
+        """Flatten ``image`` and read it upright; the flattening's findings go in ``extra``
+        (``"rectify"``) and its doubts in the reading's warnings."""
+        flat = flatten(image, self.cfg, options.preprocess)
+        reading, turn, tried = self._upright(flat, options)
+        reading.method = self.name
+        reading.extra.update({"rectify": flat.diagnostics(), "rotated_deg": turn,
+                              "orientations": tried})
+        reading.notes.extend(flat.notes)
+        return reading
+
+    def _upright(self, flat: FlatPage, options: ReadOptions) -> tuple[Reading, int, list[dict]]:
+        """Read as flattened; where that is doubtful also turned by 180 deg, keep the more
+        credible (``orient.judge``; as flattened unless the turn is clearly better)."""
+        tried, readings, first_error = [], {}, None
+        for turn in (0, 180):
+            try:
+                reading = read_flat(flat, options, self.cfg, turn)
+            except ValueError as exc:           # EcgnbError refusals are ValueErrors
+                first_error = first_error or exc
+                tried.append({"rotated_deg": turn, "error": str(exc)})
+                continue
+            verdict = orient.judge(reading)
+            tried.append({"rotated_deg": turn, **verdict})
+            readings[turn] = (reading, verdict["score"] - (orient.PREFER_AS_GIVEN if turn else 0))
+            if turn == 0 and verdict["confidence"] >= LAYOUT_CONFIDENCE_MIN \
+                    and (verdict["consistency"] or 0.0) >= orient.ACCEPT_CONSISTENCY:
+                break
+        if not readings:
+            raise first_error
+        best = max(readings, key=lambda t: readings[t][1])
+        return readings[best][0], best, tried

@@ -1,0 +1,509 @@
+"""Rectification: from a phone photo or a scan to a flat, upright page at a known px/mm.
+
+A bent or photographed page has no single homography, so the page is flattened in two steps, both
+from what every ECG page shows: the paper and its grid.
+
+1. ``find_page``: the paper is the largest bright, unsaturated blob of the frame; its outline's
+   four corners give a homography to a landscape rectangle (``page_homography``). Where the page
+   fills the frame (a scan) or is not found, the frame itself is the rectangle.
+2. ``lattice_field``: on that roughly flat working copy, the 5 mm grid lines are locally
+   periodic. The local phase of their period (complex demodulation: ink times
+   ``exp(-2 pi i y / P)``, Gaussian-averaged) says, node by node, how far the lines sit from a
+   perfect lattice; unwrapped (quality first) and smoothed, it is a displacement field that takes
+   every line to a multiple of ``P``, whatever the bend, fold or remaining perspective.
+3. ``flatten``: the homography and the field, composed, are one ``cv2.remap`` of the original
+   photo to a page at ``cfg.out_dpi`` whose grid is straight and regular.
+
+Which way up the page is (0 or 180 deg once landscape) is left to ``ecgnb.orient``; the grid
+colour does not matter here (the lattice is read from the darkest channel or from the colour
+spread, whichever is more periodic). Conventions: images ``(H, W, 3)`` uint8 RGB, points
+``(x, y)`` px; ``cfg`` is ``ecgnb.config.RectifyConfig``.
+"""
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .config import PreprocessConfig, RectifyConfig
+from .grid import channel_max, channel_min, darkness
+
+TRACE_SHARE_OF_DARKEST = 0.8   # ink darker than this share of the page's darkest (99.5th
+                               # percentile) counts as trace when weighting the lattice evidence
+
+# --------------------------------------------------------------------------------------------
+# The paper
+# --------------------------------------------------------------------------------------------
+
+
+def _order_corners(quad: np.ndarray) -> np.ndarray:
+    """Four points as top-left, top-right, bottom-right, bottom-left, the long side on top."""
+    c = quad.mean(axis=0)
+    ang = np.arctan2(quad[:, 1] - c[1], quad[:, 0] - c[0])
+    q = quad[np.argsort(ang)]                      # clockwise in image coordinates (y down)
+    q = np.roll(q, -int(np.argmin(q.sum(axis=1))), axis=0)   # start at the top-left-most
+    top = np.linalg.norm(q[1] - q[0]) + np.linalg.norm(q[2] - q[3])
+    side = np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])
+    if side > top:                                 # portrait as seen: turn so the long side is on top
+        q = np.roll(q, -1, axis=0)
+    return q.astype(np.float64)
+
+
+def find_page(image: np.ndarray, cfg: RectifyConfig = RectifyConfig()) -> np.ndarray | None:
+    """Corners ``(4, 2)`` photo px (TL, TR, BR, BL, landscape) of the paper, or None.
+
+    Paper is brighter and less saturated than a desk, cloth or shadow around it: Otsu's threshold
+    on ``V - S`` (HSV) of a small copy, closed so that grid and trace do not cut it, largest blob,
+    holes filled. None when no blob covers ``cfg.page_area_min`` of the frame or one covers more
+    than ``cfg.page_area_max`` (the page fills it: a scan).
+    """
+    h, w = image.shape[:2]
+    s = cfg.find_long_px / max(h, w)
+    small = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV).astype(np.int16)
+    score = np.clip(hsv[..., 2] - hsv[..., 1], 0, 255).astype(np.uint8)
+    score = cv2.GaussianBlur(score, (5, 5), 0)
+    _, mask = cv2.threshold(score, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    k = max(3, int(round(cfg.find_long_px / 80))) | 1
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=4)
+    if n < 2:
+        return None
+    best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    area = stats[best, cv2.CC_STAT_AREA] / float(mask.size)
+    if not cfg.page_area_min <= area <= cfg.page_area_max:
+        return None
+    blob = (labels == best).astype(np.uint8)
+    contours, _ = cv2.findContours(blob, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    hull = cv2.convexHull(max(contours, key=cv2.contourArea))
+    quad = _quad_of(hull)
+    return _order_corners(quad / s)
+
+
+def _quad_of(hull: np.ndarray) -> np.ndarray:
+    """Four corners of a convex outline: the polygon simplified until four vertices remain;
+    the minimum-area rectangle where no tolerance gives four."""
+    peri = cv2.arcLength(hull, True)
+    for eps in np.linspace(0.01, 0.1, 19):
+        approx = cv2.approxPolyDP(hull, eps * peri, True)
+        if len(approx) == 4:
+            return approx.reshape(4, 2).astype(np.float64)
+        if len(approx) < 4:
+            break
+    return cv2.boxPoints(cv2.minAreaRect(hull)).astype(np.float64)
+
+
+def page_homography(corners: np.ndarray | None, shape: tuple[int, int],
+                    long_px: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """``(H, (w, h))``: homography from photo px to a working rectangle whose long side is
+    ``long_px`` (or the outline's own, if shorter), and that rectangle's size. The rectangle's aspect is the outline's mean sides
+    (the lattice fixes any error in it); without corners, the frame itself, scaled."""
+    fh, fw = shape[:2]
+    if corners is None:
+        corners = _order_corners(np.array([[0, 0], [fw, 0], [fw, fh], [0, fh]], float))
+    c = corners
+    top = 0.5 * (np.linalg.norm(c[1] - c[0]) + np.linalg.norm(c[2] - c[3]))
+    side = 0.5 * (np.linalg.norm(c[3] - c[0]) + np.linalg.norm(c[2] - c[1]))
+    # Never enlarge: resampling up leaves a periodic pattern that could pass for a grid.
+    s = min(1.0, long_px / max(top, side))
+    w, h = int(round(top * s)), int(round(side * s))
+    dst = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64)
+    return cv2.getPerspectiveTransform(c.astype(np.float32), dst.astype(np.float32)), (w, h)
+
+
+# --------------------------------------------------------------------------------------------
+# The lattice
+# --------------------------------------------------------------------------------------------
+
+def lattice_evidence(work: np.ndarray, cfg: PreprocessConfig | None = None,
+                     trace_px: int = 3, rcfg: RectifyConfig = RectifyConfig(),
+                     guess_px: float | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+    """``(evidence, weight, kind)``: ``(H, W)`` float32 line evidence of a working copy, the
+    weight each pixel gets in the local phase, and which evidence it is.
+
+    ``"colour"``: the colour spread of the darkness, a coloured grid. JPEG's halved colour
+    resolution leaves coloured fringes on a black trace, so trace ink (dark in every channel) and
+    ``trace_px`` around it get no weight: a QRS stroke would otherwise pull the vertical lines'
+    phase and squeeze time around it. ``"ink"``: the darkest channel, a black or grey grid, where
+    grid and trace cannot be told apart by colour (weight 1; the field's smoothing absorbs the
+    trace). The kind whose projections are more periodic wins.
+    """
+    pre = PreprocessConfig() if cfg is None else cfg
+    dark = darkness(work, cfg=pre)
+    ink = channel_min(dark)
+    options = {"colour": channel_max(dark) - ink, "ink": ink}
+    lo, hi = rcfg.lattice_px_range
+    scores = {k: line_period(ev.mean(axis=0), lo, hi, guess_px)[1]
+              + line_period(ev.mean(axis=1), lo, hi, guess_px)[1]
+              for k, ev in options.items()}
+    kind = max(scores, key=scores.get)
+    weight = np.ones(ink.shape, np.float32)
+    if kind == "colour":
+        # Trace ink is the darkest ink; a photo's grid lines can be dark in every channel too
+        # (over the plain trace threshold), so the bar is also set by the darkest ink seen.
+        level = max(pre.trace_darkness, TRACE_SHARE_OF_DARKEST * float(np.quantile(ink[::2, ::2], 0.995)))
+        trace = (ink > level).astype(np.uint8)
+        k = 2 * trace_px + 1
+        trace = cv2.dilate(trace, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+        weight[trace > 0] = 0.0
+    return options[kind].astype(np.float32), weight, kind
+
+
+def _spectrum(profile: np.ndarray) -> tuple[np.ndarray, float]:
+    """Power spectrum of a detrended, windowed profile, zero-padded 8x; and its bin width
+    (cycles per px)."""
+    p = profile.astype(np.float64)
+    p = p - cv2.blur(p.reshape(1, -1), (101, 1)).ravel()
+    n = 8 * p.size
+    power = np.abs(np.fft.rfft(p * np.hanning(p.size), n)) ** 2
+    return power, 1.0 / n
+
+
+def _comb_score(power: np.ndarray, df: float, period: float, harmonics: int = 6) -> float:
+    """Mean power at the harmonics ``k / period`` less that at the half-way points
+    ``(k - 1/2) / period``: high for the true spacing of a comb of lines, about half for twice
+    it, about nothing for half of it (the comb's own lines fall on its half-way points)."""
+    ks = np.arange(1, harmonics + 1)
+    at = lambda f: power[np.clip(np.round(f / df).astype(int), 0, power.size - 1)]   # noqa: E731
+    f = ks / period
+    f = f[f < 0.45]
+    if f.size == 0:
+        return 0.0
+    return float(at(f).mean() - at(f - 0.5 / period).mean())
+
+
+def line_period(profile: np.ndarray, lo_px: float, hi_px: float,
+                guess_px: float | None = None, spread: float = 1.8) -> tuple[float, float]:
+    """``(period px, strength 0..1)``: the spacing of the finest regular lines of a projection
+    profile, between ``lo_px`` and ``hi_px`` (a harmonic comb search on its spectrum, refined to
+    0.1 %); strength is the share of the profile's varying power the comb explains.
+
+    With ``guess_px`` (the 5 mm spacing the page's size suggests) only spacings within a factor
+    ``spread`` of it or of a fifth of it are tried: rows of trace and text put power at several
+    times the grid's spacing, which a free search could take for it.
+    """
+    power, df = _spectrum(profile)
+    if power[1:].sum() <= 0:
+        return 0.0, 0.0
+    cands = np.exp(np.linspace(np.log(lo_px), np.log(hi_px), 400))
+    if guess_px:
+        near = lambda c: np.abs(np.log(cands / c)) <= np.log(spread)   # noqa: E731
+        cands = cands[near(guess_px) | near(guess_px / 5)]
+        if cands.size == 0:
+            return 0.0, 0.0
+    scores = np.array([_comb_score(power, df, p) for p in cands])
+    best = cands[int(np.argmax(scores))]
+    fine = best * np.exp(np.linspace(-0.02, 0.02, 81))
+    fscore = np.array([_comb_score(power, df, p) for p in fine])
+    period = float(fine[int(np.argmax(fscore))])
+    # Explained share: power within one bin of the first harmonics over the total.
+    ks = np.arange(1, 7) / period
+    ks = ks[ks < 0.45]
+    idx = np.round(ks / df).astype(int)
+    near = sum(power[max(0, i - 8):i + 9].sum() for i in idx)
+    return period, float(np.clip(near / power[16:].sum(), 0, 1))
+
+
+def _is_major(period: float, guess_px: float) -> bool:
+    """Is a lattice spacing the 5 mm one (else 1 mm)? The one nearer (in ratio) to
+    ``guess_px``, the 5 mm spacing a whole letter/A4 page would show."""
+    return abs(np.log(period / guess_px)) < abs(np.log(5 * period / guess_px))
+
+
+def _unwrap(phase: np.ndarray, quality: np.ndarray) -> np.ndarray:
+    """Quality-guided 2-D phase unwrapping on a node grid: start at the best node, always grow
+    into the frontier node of highest quality, each taking the neighbour's value plus the
+    wrapped difference."""
+    rows, cols = phase.shape
+    out = np.zeros_like(phase)
+    done = np.zeros(phase.shape, bool)
+    start = np.unravel_index(int(np.argmax(quality)), phase.shape)
+    out[start], done[start] = phase[start], True
+    heap: list = []
+
+    def push(r, c):
+        for dr, dc in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+            rr, cc = r + dr, c + dc
+            if 0 <= rr < rows and 0 <= cc < cols and not done[rr, cc]:
+                heapq.heappush(heap, (-quality[rr, cc], rr, cc, r, c))
+
+    push(*start)
+    while heap:
+        _, r, c, pr, pc = heapq.heappop(heap)
+        if done[r, c]:
+            continue
+        d = np.angle(np.exp(1j * (phase[r, c] - phase[pr, pc])))
+        out[r, c], done[r, c] = out[pr, pc] + d, True
+        push(r, c)
+    return out
+
+
+def _smooth_fill(values: np.ndarray, weight: np.ndarray, sigma: float, fill_sigma: float) -> np.ndarray:
+    """Normalised Gaussian smoothing of ``values`` by ``weight``; where the weight near a node is
+    small, the wider ``fill_sigma`` smoothing fills in."""
+    def norm_conv(s):
+        k = int(2 * np.ceil(3 * s) + 1)
+        num = cv2.GaussianBlur(values * weight, (k, k), s, borderType=cv2.BORDER_REPLICATE)
+        den = cv2.GaussianBlur(weight, (k, k), s, borderType=cv2.BORDER_REPLICATE)
+        return num, den
+    num, den = norm_conv(sigma)
+    num2, den2 = norm_conv(fill_sigma)
+    wide = num2 / np.maximum(den2, 1e-9)
+    if den2.max() <= 1e-9:
+        return np.zeros_like(values)
+    fine = num / np.maximum(den, 1e-9)
+    a = np.clip(den / (0.3 * float(den.max()) + 1e-9), 0, 1)   # fine where well supported
+    return a * fine + (1 - a) * wide
+
+
+@dataclass
+class Lattice:
+    """The grid of a working copy: its line spacings and the displacement field that
+    regularises it."""
+
+    period_x: float            # px, the lattice spacing along x on the working copy
+    period_y: float            # px, along y
+    mm: float                  # mm that spacing is: 1 (minor lines seen) or 5 (major only)
+    step: float                # px between field nodes
+    dx: np.ndarray             # (rows, cols) px: vertical lines sit at x = k * period_x + dx
+    dy: np.ndarray             # (rows, cols) px: horizontal lines sit at y = k * period_y + dy
+    contrast: np.ndarray       # (rows, cols) 0..1, min of both directions' line contrast per node
+    coverage: float            # share of nodes with both directions' contrast above the threshold
+    strength: float            # 0..1, share of the profiles' power the lattice explains (min of x, y)
+    evidence: str = "colour"   # "colour": a coloured grid; "ink": black/grey, no colour to separate
+
+
+def lattice_field(ev: np.ndarray, guess_px: float | None,
+                  cfg: RectifyConfig = RectifyConfig(), kind: str = "colour",
+                  weight: np.ndarray | None = None) -> Lattice | None:
+    """The grid's displacement field on a working copy's line evidence ``ev`` (pixels weighted
+    by ``weight``, None: all 1); None if no periodic grid shows along both axes."""
+    lo, hi = cfg.lattice_px_range
+    if weight is not None:
+        ev = ev * weight
+    px, sx = line_period(ev.mean(axis=0), lo, hi, guess_px)
+    py, sy = line_period(ev.mean(axis=1), lo, hi, guess_px)
+    if px <= 0 or py <= 0 or max(px, py) / min(px, py) > cfg.lattice_xy_ratio_max \
+            or min(sx, sy) < cfg.lattice_strength_min:
+        return None
+    # Both axes show the same grid: a 1 mm spacing on one and 5 mm on the other is one grid.
+    major = _is_major(np.sqrt(px * py), guess_px)
+    step = max(cfg.node_step_periods * 0.5 * (px + py), cfg.node_min_px)
+    dx, dy, contrast = _displacements(ev, px, py, step, cfg)
+    for _ in range(cfg.passes - 1):
+        # Measure again on the evidence flattened so far; what is left composes with the field.
+        flat = _warp(ev, dx, dy, step)
+        rx, ry, contrast = _displacements(flat, px, py, step, cfg)
+        ny, nx = dx.shape
+        cx = (np.arange(nx) + 0.5) * step
+        cy = (np.arange(ny) + 0.5) * step
+        gx, gy = np.meshgrid(cx, cy)
+        sx_, sy_ = (gx + rx).astype(np.float32), (gy + ry).astype(np.float32)
+        dx, dy = rx + _field_at(dx, step, sx_, sy_), ry + _field_at(dy, step, sx_, sy_)
+    return Lattice(period_x=px, period_y=py, mm=5.0 if major else 1.0, step=step, dx=dx, dy=dy,
+                   contrast=contrast, coverage=float((contrast > cfg.line_min_contrast).mean()),
+                   strength=float(min(sx, sy)), evidence=kind)
+
+
+def _displacements(ev: np.ndarray, px: float, py: float, step: float,
+                   cfg: RectifyConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(dx, dy, contrast)`` on nodes every ``step`` px: where the lattice's vertical and
+    horizontal lines sit off ``k * px`` and ``k * py`` (px, unwrapped and smoothed local phase),
+    and the lines' local contrast (0..1, the smaller of both directions)."""
+    h, w = ev.shape
+    ny, nx = np.arange(step / 2, h, step), np.arange(step / 2, w, step)
+    gy, gx = np.meshgrid(ny.astype(int), nx.astype(int), indexing="ij")
+    ys, xs = np.arange(h, dtype=np.float32)[:, None], np.arange(w, dtype=np.float32)[None, :]
+    out = {}
+    for axis, period, coord in (("y", py, ys), ("x", px, xs)):
+        sigma = max(cfg.phase_sigma_periods * period, cfg.phase_sigma_min_px)
+        arg = (-2 * np.pi / period) * coord
+        re, im = _low_pass(ev * np.cos(arg), sigma), _low_pass(ev * np.sin(arg), sigma)
+        total = _low_pass(ev, sigma)
+        z = _sample(re, gx, gy) + 1j * _sample(im, gx, gy)
+        contrast = np.abs(z) / np.maximum(_sample(total, gx, gy), 1e-6)
+        disp = -_unwrap(np.angle(z), contrast) * period / (2 * np.pi)
+        weight = (contrast ** 2 * (contrast > cfg.line_min_contrast)).astype(np.float64)
+        out[axis] = (_smooth_fill(disp, weight, cfg.smooth_nodes, cfg.fill_nodes), contrast)
+    return out["x"][0], out["y"][0], np.minimum(out["x"][1], out["y"][1])
+
+
+def _low_pass(a: np.ndarray, sigma: float) -> tuple[np.ndarray, int]:
+    """``(blurred, factor)``: ``a`` averaged down by ``factor`` (about a quarter of ``sigma``),
+    then Gaussian-blurred with the rest of ``sigma``: the same low-pass as a full-size blur at a
+    fraction of the cost, since only its values at the field's nodes are used."""
+    f = max(1, int(sigma / 4))
+    h, w = a.shape
+    small = cv2.resize(a, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA) if f > 1 else a
+    s = sigma / f
+    k = int(2 * np.ceil(3 * s) + 1)
+    return cv2.GaussianBlur(small, (k, k), s), f
+
+
+def _sample(blurred: tuple[np.ndarray, int], gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
+    """Values of a ``_low_pass`` result at full-size px ``(gx, gy)`` (bilinear)."""
+    img, f = blurred
+    fx = ((gx + 0.5) / f - 0.5).astype(np.float32)
+    fy = ((gy + 0.5) / f - 0.5).astype(np.float32)
+    return cv2.remap(img, fx, fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _warp(ev: np.ndarray, dx: np.ndarray, dy: np.ndarray, step: float) -> np.ndarray:
+    """``ev`` resampled so its lattice lines move to the regular positions (``u + d(u)``)."""
+    h, w = ev.shape
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    mx = gx + _field_at(dx, step, gx, gy)
+    my = gy + _field_at(dy, step, gx, gy)
+    return cv2.remap(ev, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def _field_at(field_: np.ndarray, step: float, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Bilinear value of a node field (node (r, c) at ``((c + .5) step, (r + .5) step)``)."""
+    fx = np.clip(x / step - 0.5, 0, field_.shape[1] - 1).astype(np.float32)
+    fy = np.clip(y / step - 0.5, 0, field_.shape[0] - 1).astype(np.float32)
+    return cv2.remap(field_.astype(np.float32), fx, fy, cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
+
+
+# --------------------------------------------------------------------------------------------
+# The flat page
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class FlatPage:
+    """A photo or scan flattened to a page with a straight, regular grid."""
+
+    image: np.ndarray          # (H, W, 3) uint8 RGB, the flat page
+    px_per_mm: float           # px/mm of the flat page (x and y), from the lattice
+    corners: np.ndarray | None  # (4, 2) photo px of the paper's corners, None: the frame
+    map_x: np.ndarray          # (h, w) photo x of every ``map_step`` flat px (coarse source map)
+    map_y: np.ndarray          # (h, w) photo y
+    map_step: int              # flat px between map nodes
+    lattice: Lattice | None    # None: no grid seen, the page is only the homography
+    confidence: float          # 0..1, share of the page whose grid lines were seen
+    notes: list[str] = field(default_factory=list)
+
+    def to_photo(self, points: np.ndarray) -> np.ndarray:
+        """Flat-page px ``(n, 2)`` -> photo px ``(n, 2)`` through the stored source map."""
+        p = np.asarray(points, np.float32).reshape(-1, 2)
+        fx, fy = (p[:, 0] / self.map_step).reshape(1, -1), (p[:, 1] / self.map_step).reshape(1, -1)
+        x = cv2.remap(self.map_x, fx, fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        y = cv2.remap(self.map_y, fx, fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return np.stack([x.ravel(), y.ravel()], axis=1).astype(np.float64)
+
+    def diagnostics(self) -> dict:
+        """Plain-JSON summary: corners, scale, lattice periods and coverage, confidence, notes."""
+        lat = self.lattice
+        return {"corners": None if self.corners is None else np.round(self.corners, 1).tolist(),
+                "flat_size": [int(self.image.shape[1]), int(self.image.shape[0])],
+                "px_per_mm": self.px_per_mm, "confidence": self.confidence,
+                "lattice": None if lat is None else {
+                    "period_x_px": lat.period_x, "period_y_px": lat.period_y,
+                    "coverage": lat.coverage, "strength": lat.strength, "evidence": lat.evidence,
+                    "max_shift_px": float(max(np.ptp(lat.dx), np.ptp(lat.dy)))},
+                "notes": list(self.notes)}
+
+
+def flatten(image: np.ndarray, cfg: RectifyConfig = RectifyConfig(),
+            pre: PreprocessConfig | None = None) -> FlatPage:
+    """Flatten a photo or scan ``(H, W, 3)`` uint8 RGB into a ``FlatPage`` at ``cfg.out_dpi``.
+
+    Never refuses: without a page outline the frame is used, without a grid the homography alone
+    (the notes and a low confidence say so, and the reader decides).
+    """
+    notes: list[str] = []
+    corners = find_page(image, cfg)
+    hom, (ww, wh) = page_homography(corners, image.shape, cfg.work_long_px)
+    work = cv2.warpPerspective(image, hom, (ww, wh), flags=cv2.INTER_AREA,
+                               borderMode=cv2.BORDER_REPLICATE)
+    # 5 mm on the working copy if the outline (or the frame) is a whole letter/A4 page: only to
+    # tell a 1 mm lattice from a 5 mm one, a factor 5 apart.
+    guess = 5.0 * ww / cfg.paper_mm[0]
+    ev, weight, kind = lattice_evidence(work, pre, rcfg=cfg, guess_px=guess)
+    lat = lattice_field(ev, guess, cfg, kind, weight)
+    out_ppm = cfg.out_dpi / 25.4
+    if lat is None:
+        notes.append("no periodic grid found: the page is only straightened by its outline, "
+                     f"at an assumed {cfg.paper_mm[0]:.0f} mm width")
+        kx = ky = out_ppm * cfg.paper_mm[0] / ww
+        conf = 0.0
+        if corners is None:
+            notes.append("no page outline found against a background: the whole frame is read")
+    else:
+        kx, ky = lat.mm * out_ppm / lat.period_x, lat.mm * out_ppm / lat.period_y
+        conf = float(np.clip(lat.coverage / 0.5, 0, 1) * np.clip(lat.strength / 0.3, 0, 1))
+        if conf < 0.5:
+            notes.append(f"grid lines seen on {100 * lat.coverage:.0f}% of the page only: the "
+                         "flattening may be off where they were not")
+    ow, oh = int(round(ww * kx)), int(round(wh * ky))
+    scale = min(1.0, np.sqrt(cfg.max_out_mp * 1e6 / max(1, ow * oh)))
+    if scale < 1.0:
+        notes.append(f"flat page limited to {cfg.max_out_mp:g} MP")
+        ow, oh, kx, ky, out_ppm = int(ow * scale), int(oh * scale), kx * scale, ky * scale, out_ppm * scale
+    map_x, map_y = _source_map(hom, lat, kx, ky, ow, oh, cfg.map_step_px)
+    fx = np.broadcast_to(np.arange(ow, dtype=np.float32)[None, :] / cfg.map_step_px, (oh, ow))
+    fy = np.broadcast_to(np.arange(oh, dtype=np.float32)[:, None] / cfg.map_step_px, (oh, ow))
+    fx, fy = np.ascontiguousarray(fx), np.ascontiguousarray(fy)
+    full_x = cv2.remap(map_x, fx, fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    full_y = cv2.remap(map_y, fx, fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    flat = cv2.remap(image, full_x, full_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return FlatPage(image=flat, px_per_mm=out_ppm, corners=corners, map_x=map_x, map_y=map_y,
+                    map_step=cfg.map_step_px, lattice=lat, confidence=conf, notes=notes)
+
+
+def _source_map(hom: np.ndarray, lat: Lattice | None, kx: float, ky: float, ow: int, oh: int,
+                step: int) -> tuple[np.ndarray, np.ndarray]:
+    """Photo px of every ``step``-th flat px: flat -> working copy (scale, then the lattice
+    displacement) -> photo (inverse homography). Node (i, j) is flat px (j*step, i*step)."""
+    xo = np.arange(0, ow + step, step, dtype=np.float64)
+    yo = np.arange(0, oh + step, step, dtype=np.float64)
+    gx, gy = np.meshgrid(xo / kx, yo / ky)
+    if lat is not None:
+        dx = _field_at(lat.dx, lat.step, gx.astype(np.float32), gy.astype(np.float32))
+        dy = _field_at(lat.dy, lat.step, gx.astype(np.float32), gy.astype(np.float32))
+        gx, gy = gx + dx, gy + dy
+    pts = np.stack([gx.ravel(), gy.ravel()], axis=1).reshape(-1, 1, 2)
+    src = cv2.perspectiveTransform(pts, np.linalg.inv(hom)).reshape(gx.shape + (2,))
+    return src[..., 0].astype(np.float32), src[..., 1].astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Checking a flattening against a simulated photo's truth
+# --------------------------------------------------------------------------------------------
+
+def flatten_error(flat: FlatPage, truth: dict, step_mm: float = 2.0,
+                  margin_mm: float = 5.0) -> dict:
+    """Residual geometric error of ``flat`` against the map of a simulated photo (``truth``
+    from ``ecgnb.photo``): px and mm, median and 95th percentile, plus the share of the page
+    covered.
+
+    Points every ``step_mm`` of the flat page go to the photo (``FlatPage.to_photo``) and back
+    to the clean page (``ecgnb.photo.to_page``); a perfect flattening makes the clean-page
+    points an exact scaled, shifted (perhaps turned) copy of the flat ones, so the error is what
+    an affine fit flat -> clean page leaves (in clean-page mm; px of the flat page). Only points
+    landing on the page, ``margin_mm`` inside its edges, count.
+    """
+    from .photo import to_page    # the simulation is only needed to check against it
+    ppm = flat.px_per_mm
+    h, w = flat.image.shape[:2]
+    gx, gy = np.meshgrid(np.arange(0, w, step_mm * ppm), np.arange(0, h, step_mm * ppm))
+    pts = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    page = to_page(flat.to_photo(pts), truth)
+    photo = truth.get("photo")                   # absent: a clean render, the page itself
+    page_ppm = float(photo["page_px_per_mm"] if photo else truth["px_per_mm"])
+    ph, pw = photo["page_size"] if photo else truth["image_size"]
+    m = margin_mm * page_ppm
+    ok = np.isfinite(page).all(axis=1)
+    ok &= (page[:, 0] > m) & (page[:, 0] < pw - m) & (page[:, 1] > m) & (page[:, 1] < ph - m)
+    if ok.sum() < 10:
+        return {"n_points": int(ok.sum()), "page_covered": 0.0}
+    a = np.hstack([pts[ok], np.ones((int(ok.sum()), 1))])
+    coef, *_ = np.linalg.lstsq(a, page[ok], rcond=None)
+    resid_mm = np.linalg.norm(a @ coef - page[ok], axis=1) / page_ppm
+    covered = ok.sum() * (step_mm ** 2) / ((pw / page_ppm - 2 * margin_mm) * (ph / page_ppm - 2 * margin_mm))
+    return {"n_points": int(ok.sum()), "page_covered": float(min(1.0, covered)),
+            "median_mm": float(np.median(resid_mm)), "p95_mm": float(np.quantile(resid_mm, 0.95)),
+            "median_px": float(np.median(resid_mm) * ppm), "p95_px": float(np.quantile(resid_mm, 0.95) * ppm)}
