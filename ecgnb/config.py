@@ -277,6 +277,8 @@ class RectifyConfig:
     line_min_contrast: float = 0.08   # 0..1, local grid-line contrast (|phase vector| / ink) a
                                       # node needs to count
     smooth_nodes: float = 1.0         # nodes, Gaussian smoothing of the displacement field
+    smooth_rms_px: float = 2.0        # px RMS on the working copy under which a quadratic fit of the
+                                      # field replaces it (a flat scan or copy)
     passes: int = 2                   # measurements of the field (each on the page flattened so far)
     fill_nodes: float = 6.0           # nodes, wider smoothing that fills where the grid is not seen
     out_dpi: int = 200                # px per inch of the flat page (the classical reader's home)
@@ -290,7 +292,7 @@ class RectifyConfig:
     line_floor: float = 0.1           # relative darkness a line pixel needs to count there
     level_band_mm: float = 0.15       # mm either side of a 5 mm line position its darkness is read in
     line_level_quantile: float = 0.9  # quantile of line pixels' darkness taken as the lines' level
-    dark_grid_level: float = 0.7      # relative darkness of grid lines from which they count as black
+    dark_grid_level: float = 0.5      # relative darkness of grid lines from which they count as black
     thin_line_mm: float = 0.25        # mm, width of grid-line remnants the colour-free mask opens away
     bridge_mm: float = 0.4            # mm, gaps the colour-free mask closes where a trace crosses a line
 

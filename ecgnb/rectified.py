@@ -17,7 +17,7 @@ import numpy as np
 
 from . import orient
 from .config import RectifyConfig
-from .digitize import digitize_straightened
+from .digitize import digitize_image, digitize_straightened
 from .grid import GridInfo, channel_min, darkness, detect_grid
 from .reading import LAYOUT_CONFIDENCE_MIN, Reading, ReadOptions
 from .rectify import FlatPage, flatten
@@ -171,6 +171,14 @@ class RectifiedDigitizer:
         """Flatten ``image`` and read it upright; the flattening's findings go in ``extra``
         (``"rectify"``) and its doubts in the reading's warnings."""
         flat = flatten(image, self.cfg, options.preprocess)
+        if flat.lattice is None and flat.corners is None:
+            # Nothing to flatten by: the classical reader, with its own deskew, as given.
+            reading = digitize_image(image, options.layout, options.fs, options.duration_s,
+                                     options.paper, options.preprocess)
+            reading.method = self.name
+            reading.extra.update({"rectify": flat.diagnostics(), "rotated_deg": 0})
+            reading.notes.extend(flat.notes)
+            return reading
         reading, turn, tried = self._upright(flat, options)
         reading.method = self.name
         reading.extra.update({"rectify": flat.diagnostics(), "rotated_deg": turn,

@@ -303,9 +303,33 @@ def lattice_field(ev: np.ndarray, guess_px: float | None,
         gx, gy = np.meshgrid(cx, cy)
         sx_, sy_ = (gx + rx).astype(np.float32), (gy + ry).astype(np.float32)
         dx, dy = rx + _field_at(dx, step, sx_, sy_), ry + _field_at(dy, step, sx_, sy_)
+    dx, dy = _prefer_smooth(dx, dy, contrast, cfg.smooth_rms_px)
     return Lattice(period_x=px, period_y=py, mm=5.0 if major else 1.0, step=step, dx=dx, dy=dy,
                    contrast=contrast, coverage=float((contrast > cfg.line_min_contrast).mean()),
                    strength=float(min(sx, sy)), evidence=kind)
+
+
+def _prefer_smooth(dx: np.ndarray, dy: np.ndarray, contrast: np.ndarray,
+                   rms_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """The field, or its weighted quadratic fit when that leaves under ``rms_px`` (px RMS): a flat
+    scan or copy then gets an exact smooth warp instead of the trace's noise in the phases, while
+    a bent photo, whose field the fit cannot follow, keeps its own."""
+    rows, cols = dx.shape
+    yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float64)
+    xx, yy = xx / max(cols, 1), yy / max(rows, 1)
+    basis = np.stack([np.ones_like(xx), xx, yy, xx * xx, xx * yy, yy * yy], axis=-1).reshape(-1, 6)
+    w = np.sqrt(np.clip(contrast, 0, None)).ravel()
+    if w.sum() <= 0:
+        return dx, dy
+    fits = []
+    for d in (dx, dy):
+        coef, *_ = np.linalg.lstsq(basis * w[:, None], d.ravel() * w, rcond=None)
+        fit = (basis @ coef).reshape(d.shape)
+        rms = float(np.sqrt(np.sum(w ** 2 * (d - fit).ravel() ** 2) / np.sum(w ** 2)))
+        fits.append((fit, rms))
+    if max(r for _, r in fits) < rms_px:
+        return fits[0][0].astype(dx.dtype), fits[1][0].astype(dy.dtype)
+    return dx, dy
 
 
 def _displacements(ev: np.ndarray, px: float, py: float, step: float,

@@ -81,7 +81,8 @@ def results_section(profile: str, report_dir: Path) -> str:
         if not md.exists():
             raise FileNotFoundError(f"{md} not found: run `make study PROFILE={profile}` first")
         parts += [f"**{title}** (`reports/{profile}/{stem}.md`). {note}".rstrip(), "", md.read_text()]
-    parts += [external_table(Path(report_dir).parent), run_time_table(Path(report_dir).parent),
+    parts += [external_table(Path(report_dir).parent), photos_table(Path(report_dir).parent),
+              run_time_table(Path(report_dir).parent),
               test_suite_time(Path(report_dir).parent)]
     return "\n".join(parts + [RESULTS_END])
 
@@ -118,6 +119,29 @@ def external_table(reports_root: Path) -> str:
             "real phone photos (`photos-dev`: measurement only; a refused photo scores 0 dB per "
             "lead) and the reference test split, with the current metric; `seconds_per_page` is "
             "wall time on 2 shared cores.\n\n" + md.read_text())
+
+
+def photos_table(reports_root: Path) -> str:
+    """Simulated photos, B/W copies and their prints (``benchmarks/photos*.md``, written by
+    ``benchmarks/bench_photos.py``); empty when that benchmark has not been run."""
+    folder = Path(reports_root) / "benchmarks"
+    if not (folder / "photos.md").exists():
+        return ""
+    parts = ["**Simulated phone photos, B/W photocopies and the colour prints they were made "
+             "from** (`reports/benchmarks/photos.md`, made by `python benchmarks/bench_photos.py` "
+             "on the pages of `python benchmarks/make_photo_pages.py --profile quick --n 12`: "
+             "random print styles, quick test-split records). One thread; seconds per page "
+             "include reading the image.\n\n" + (folder / "photos.md").read_text()]
+    if (folder / "photos_bw.md").exists():
+        parts.append("B/W copies against their own colour prints, page by page "
+                     "(`photos_bw.md`):\n\n" + (folder / "photos_bw.md").read_text())
+    if (folder / "photos_geometry.md").exists():
+        parts.append("How flat the rectified method's flat page is (`photos_geometry.md`): the "
+                     "error an affine fit leaves between flat-page points and where they truly lie "
+                     "on the printed page (median over pages of each page's median and 95th "
+                     "percentile; mm of paper, px of the 200-dpi flat page), and the seconds "
+                     "flattening takes per megapixel:\n\n" + (folder / "photos_geometry.md").read_text())
+    return "\n".join(parts)
 
 
 def run_time_table(reports_root: Path) -> str:
