@@ -500,9 +500,12 @@ class CropModelDigitizer:
         self.model = model if model is not None else load_model(checkpoint)[0]
         self.crop_cfg = crop_cfg or self.model.crop
         c, m = self.crop_cfg, self.model.crop
-        assert (c.channels, c.height, c.width, c.n_samples, top_row_mv(c)) == \
-            (m.channels, m.height, m.width, m.n_samples, top_row_mv(m)), \
-            f"crop geometry {c} does not match the model's {m}"
+        if (c.channels, c.height, c.width, c.n_samples, top_row_mv(c)) != \
+                (m.channels, m.height, m.width, m.n_samples, top_row_mv(m)):
+            # A setting the caller passed, not a bug: say so as a ValueError, not an assert
+            # (which python -O would skip).
+            raise ValueError(f"crop geometry {c} does not match the model's {m}; pass the "
+                             "checkpoint's own crop settings or none")
 
     def read(self, image: np.ndarray, options: ReadOptions = ReadOptions()) -> Reading:
         """Digitize one RGB page ``(H, W, 3)`` uint8: ``(round(fs * duration_s), 12)`` mV.

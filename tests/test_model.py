@@ -180,7 +180,7 @@ def test_digitize_image_places_every_panel():
     assert overlay(result).shape == image.shape          # the command line's overlay works on it
     half = digitize_image(image, model=MultimodalECG(tiny, crop), fs=250)   # crop: the model's
     assert half.signal.shape == (2500, 12)
-    with pytest.raises(AssertionError, match="geometry"):
+    with pytest.raises(ValueError, match="geometry"):
         CropModelDigitizer(model=MultimodalECG(tiny, crop), crop_cfg=CropConfig())
 
 

@@ -51,3 +51,16 @@ def test_update_readme_needs_markers(tmp_path):
     import pytest
     with pytest.raises(ValueError, match="no results markers"):
         report.update_readme(readme, "quick", tmp_path)
+
+
+def test_photos_table_only_when_the_benchmark_ran(tmp_path):
+    from ecgnb.report import photos_table
+    assert photos_table(tmp_path) == ""
+    bench = tmp_path / "benchmarks"
+    bench.mkdir()
+    (bench / "photos.md").write_text("| method | snr_db |\n|---|---|\n| rectified | 3.9 |\n")
+    text = photos_table(tmp_path)
+    assert "bench_photos.py" in text and "| rectified | 3.9 |" in text
+    assert "photos_geometry.md" not in text          # absent tables are not announced
+    (bench / "photos_geometry.md").write_text("| kind | median_mm |\n|---|---|\n| photo | 0.27 |\n")
+    assert "| photo | 0.27 |" in photos_table(tmp_path)
