@@ -262,6 +262,7 @@ class RectifyConfig:
     find_long_px: int = 800           # px, long side of the copy the paper is looked for on
     page_area_min: float = 0.15       # share of the frame: a smaller bright blob is not the page
     page_area_max: float = 0.97       # share of the frame: a larger one means the page fills it
+    page_aspect_tol: float = 1.35     # an outline's long/short side ratio within this factor of the paper's
     paper_mm: tuple[float, float] = (279.4, 215.9)  # mm, the page's sides; used only to tell a
                                       # grid's 1 mm from its 5 mm lines when both could fit
     work_long_px: int = 1600          # px, long side of the working copy the lattice is read on

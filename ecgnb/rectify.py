@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from .config import PreprocessConfig, RectifyConfig
-from .grid import channel_max, channel_min, darkness
+from .grid import channel_min, darkness, grid_strength
 
 TRACE_SHARE_OF_DARKEST = 0.8   # ink darker than this share of the page's darkest (99.5th
                                # percentile) counts as trace when weighting the lattice evidence
@@ -79,8 +79,15 @@ def find_page(image: np.ndarray, cfg: RectifyConfig = RectifyConfig()) -> np.nda
     blob = (labels == best).astype(np.uint8)
     contours, _ = cv2.findContours(blob, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     hull = cv2.convexHull(max(contours, key=cv2.contourArea))
-    quad = _quad_of(hull)
-    return _order_corners(quad / s)
+    corners = _order_corners(_quad_of(hull) / s)
+    # A lit part of the page or a sliver between shadows is not a page: its sides must keep
+    # roughly the paper's proportions (perspective and a cut-off edge allow some leeway).
+    top = np.linalg.norm(corners[1] - corners[0]) + np.linalg.norm(corners[2] - corners[3])
+    side = np.linalg.norm(corners[3] - corners[0]) + np.linalg.norm(corners[2] - corners[1])
+    paper = max(cfg.paper_mm) / min(cfg.paper_mm)
+    if not paper / cfg.page_aspect_tol <= top / max(side, 1e-6) <= paper * cfg.page_aspect_tol:
+        return None
+    return corners
 
 
 def _quad_of(hull: np.ndarray) -> np.ndarray:
@@ -120,26 +127,28 @@ def page_homography(corners: np.ndarray | None, shape: tuple[int, int],
 
 def lattice_evidence(work: np.ndarray, cfg: PreprocessConfig | None = None,
                      trace_px: int = 3, rcfg: RectifyConfig = RectifyConfig(),
-                     guess_px: float | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+                     guess_px: float | None = None, prefer: str | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, str]:
     """``(evidence, weight, kind)``: ``(H, W)`` float32 line evidence of a working copy, the
     weight each pixel gets in the local phase, and which evidence it is.
 
-    ``"colour"``: the colour spread of the darkness, a coloured grid. JPEG's halved colour
+    ``"colour"``: ``ecgnb.grid.grid_strength``, the colour spread of the darkness (a coloured
+    grid) or faint achromatic lines lighter than ink (a grey grid, a grey copy of a red one). JPEG's halved colour
     resolution leaves coloured fringes on a black trace, so trace ink (dark in every channel) and
     ``trace_px`` around it get no weight: a QRS stroke would otherwise pull the vertical lines'
     phase and squeeze time around it. ``"ink"``: the darkest channel, a black or grey grid, where
     grid and trace cannot be told apart by colour (weight 1; the field's smoothing absorbs the
-    trace). The kind whose projections are more periodic wins.
+    trace). The kind whose projections are more periodic wins, unless ``prefer`` names one.
     """
     pre = PreprocessConfig() if cfg is None else cfg
     dark = darkness(work, cfg=pre)
     ink = channel_min(dark)
-    options = {"colour": channel_max(dark) - ink, "ink": ink}
+    options = {"colour": grid_strength(dark, cfg=pre), "ink": ink}
     lo, hi = rcfg.lattice_px_range
     scores = {k: line_period(ev.mean(axis=0), lo, hi, guess_px)[1]
               + line_period(ev.mean(axis=1), lo, hi, guess_px)[1]
               for k, ev in options.items()}
-    kind = max(scores, key=scores.get)
+    kind = max(scores, key=scores.get) if prefer is None else prefer
     weight = np.ones(ink.shape, np.float32)
     if kind == "colour":
         # Trace ink is the darkest ink; a photo's grid lines can be dark in every channel too
@@ -440,18 +449,17 @@ def flatten(image: np.ndarray, cfg: RectifyConfig = RectifyConfig(),
     """
     notes: list[str] = []
     corners = find_page(image, cfg)
-    hom, (ww, wh) = page_homography(corners, image.shape, cfg.work_long_px)
-    work = cv2.warpPerspective(image, hom, (ww, wh), flags=cv2.INTER_AREA,
-                               borderMode=cv2.BORDER_REPLICATE)
-    # 5 mm on the working copy if the outline (or the frame) is a whole letter/A4 page: only to
-    # tell a 1 mm lattice from a 5 mm one, a factor 5 apart.
-    guess = 5.0 * ww / cfg.paper_mm[0]
-    ev, weight, kind = lattice_evidence(work, pre, rcfg=cfg, guess_px=guess)
-    lat = lattice_field(ev, guess, cfg, kind, weight)
+    hom, (ww, wh), lat = _working_lattice(image, corners, cfg, pre)
+    if lat is None and corners is not None:
+        # The outline may be wrong (a lit part of the page): the frame may still show the grid.
+        frame = _working_lattice(image, None, cfg, pre)
+        if frame[2] is not None:
+            corners, (hom, (ww, wh), lat) = None, frame
     out_ppm = cfg.out_dpi / 25.4
     if lat is None:
-        notes.append("no periodic grid found: the page is only straightened by its outline, "
-                     f"at an assumed {cfg.paper_mm[0]:.0f} mm width")
+        notes.append("no periodic grid found: the page is read as "
+                     + ("straightened by its outline" if corners is not None else "given")
+                     + f", at an assumed {cfg.paper_mm[0]:.0f} mm width")
         kx = ky = out_ppm * cfg.paper_mm[0] / ww
         conf = 0.0
         if corners is None:
@@ -476,6 +484,25 @@ def flatten(image: np.ndarray, cfg: RectifyConfig = RectifyConfig(),
     flat = cv2.remap(image, full_x, full_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return FlatPage(image=flat, px_per_mm=out_ppm, corners=corners, map_x=map_x, map_y=map_y,
                     map_step=cfg.map_step_px, lattice=lat, confidence=conf, notes=notes)
+
+
+def _working_lattice(image: np.ndarray, corners: np.ndarray | None, cfg: RectifyConfig,
+                     pre: PreprocessConfig | None):
+    """``(homography, (w, h), lattice or None)`` of the working copy the outline (or, None, the
+    frame) maps to."""
+    hom, (ww, wh) = page_homography(corners, image.shape, cfg.work_long_px)
+    work = cv2.warpPerspective(image, hom, (ww, wh), flags=cv2.INTER_AREA,
+                               borderMode=cv2.BORDER_REPLICATE)
+    # 5 mm on the working copy if the outline (or the frame) is a whole letter/A4 page: only to
+    # tell a 1 mm lattice from a 5 mm one, a factor 5 apart.
+    guess = 5.0 * ww / cfg.paper_mm[0]
+    ev, weight, kind = lattice_evidence(work, pre, rcfg=cfg, guess_px=guess)
+    lat = lattice_field(ev, guess, cfg, kind, weight)
+    if lat is None:     # the other evidence may show the grid the more periodic one did not
+        other = "ink" if kind == "colour" else "colour"
+        ev, weight, kind = lattice_evidence(work, pre, rcfg=cfg, guess_px=guess, prefer=other)
+        lat = lattice_field(ev, guess, cfg, kind, weight)
+    return hom, (ww, wh), lat
 
 
 def _source_map(hom: np.ndarray, lat: Lattice | None, kx: float, ky: float, ow: int, oh: int,
