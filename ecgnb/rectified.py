@@ -37,6 +37,15 @@ def _near_lines(n: int, offset: float, spacing: float, half_px: float) -> np.nda
     return np.minimum(d, spacing - d) <= half_px
 
 
+def _openings(ink: np.ndarray, run_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """Grey openings of ``ink`` along x and along y with a run ``run_px`` long (at least 3 px):
+    what stays is straight horizontal, respectively vertical, runs at their own darkness."""
+    run = max(3, int(round(run_px)))
+    horiz = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (run, 1)))
+    vert = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, run)))
+    return horiz, vert
+
+
 def lattice_mask(upright: np.ndarray, dark: np.ndarray, grid: GridInfo,
                  cfg: RectifyConfig = RectifyConfig(), trace_darkness: float = 0.45) -> np.ndarray:
     """``(H, W)`` bool trace ink of a flat page, whatever the grid's colour.
@@ -53,9 +62,7 @@ def lattice_mask(upright: np.ndarray, dark: np.ndarray, grid: GridInfo,
     """
     ink = channel_min(dark)
     ppm = grid.px_per_mm
-    run = max(3, int(round(cfg.lattice_line_mm * ppm)))
-    horiz = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (run, 1)))
-    vert = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, run)))
+    horiz, vert = _openings(ink, cfg.lattice_line_mm * ppm)
     # Keep only what is thin across the run: a flat stretch of trace lying on a line is
     # bolder than the line and must stay ink.
     t = max(2, int(round(cfg.thin_line_mm * ppm))) + 1
@@ -84,10 +91,7 @@ def line_runs(ink: np.ndarray, px_per_mm: float, cfg: RectifyConfig = RectifyCon
     """``(H, W)`` float32: the darkness of straight horizontal or vertical runs at least
     ``cfg.line_probe_mm`` long (a grey opening each way): the grid's lines, and the few flat
     stretches of trace."""
-    run = max(3, int(round(cfg.line_probe_mm * px_per_mm)))
-    horiz = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (run, 1)))
-    vert = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, run)))
-    return np.maximum(horiz, vert)
+    return np.maximum(*_openings(ink, cfg.line_probe_mm * px_per_mm))
 
 
 def _darkest_lines(profile: np.ndarray, ppm: float, half: float) -> np.ndarray:
@@ -175,14 +179,12 @@ class RectifiedDigitizer:
             # Nothing to flatten by: the classical reader, with its own deskew, as given.
             reading = digitize_image(image, options.layout, options.fs, options.duration_s,
                                      options.paper, options.preprocess)
-            reading.method = self.name
-            reading.extra.update({"rectify": flat.diagnostics(), "rotated_deg": 0})
-            reading.notes.extend(flat.notes)
-            return reading
-        reading, turn, tried = self._upright(flat, options)
+            turn_info = {"rotated_deg": 0}
+        else:
+            reading, turn, tried = self._upright(flat, options)
+            turn_info = {"rotated_deg": turn, "orientations": tried}
         reading.method = self.name
-        reading.extra.update({"rectify": flat.diagnostics(), "rotated_deg": turn,
-                              "orientations": tried})
+        reading.extra.update({"rectify": flat.diagnostics(), **turn_info})
         reading.notes.extend(flat.notes)
         return reading
 
