@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_external.py                      # eik-dev + photos-dev
     .venv/bin/python benchmarks/bench_external.py --split reference    # + the reference test split
     .venv/bin/python benchmarks/bench_external.py --methods classical rectified
+    .venv/bin/python benchmarks/bench_external.py --methods trace_net --split reference --name trace_net
 
 Writes ``reports/benchmarks/external.{csv,md}`` (one row per set and method: mean aligned and
 unaligned SNR (dB, the Challenge 2024 scorer of ``ecgnb.metrics``), MAE (mV), pages, refused pages,
@@ -50,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", nargs="*", default=digitizers.names(),
                     help="registered methods (default: all)")
     ap.add_argument("--split", metavar="PROFILE", help="also the test split of data/PROFILE")
+    ap.add_argument("--name", default="external",
+                    help="table name under reports/benchmarks (default external; e.g. trace_net "
+                         "for a run of one new method beside the committed table)")
     args = ap.parse_args(argv)
     sets = ["eik-dev", "photos-dev"] + ([f"{args.split} test"] if args.split else [])
     frames = []
@@ -64,9 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit("nothing scored: the shared sets are absent")
     table = pd.concat(frames, ignore_index=True)
     summary = summarize(table)
-    report.write_table(summary, OUT / "external")
+    report.write_table(summary, OUT / args.name)
     per_page = table.groupby(["set", "page", "method"])["snr_db"].mean().unstack("method")
-    report.write_table(per_page, OUT / "external_per_page")
+    report.write_table(per_page, OUT / f"{args.name}_per_page")
     print(summary.round(2).to_string())
     return 0
 

@@ -301,6 +301,44 @@ class RectifyConfig:
         return dataclasses.asdict(self)
 
 
+@dataclass(frozen=True)
+class TraceNetConfig:
+    """Settings of ``ecgnb.trace_net``: a per-pixel trace network on the page at 200 dpi
+    (~7.9 px/mm), trained on patches of the profile's own rendered pages with a random look."""
+
+    widths: tuple[int, ...] = (8, 16, 32, 48, 64)  # channels per U-Net level (stride 1, 2, 4, 8, 16)
+    patch_px: int = 192               # px, side of a training patch (~24 mm at 200 dpi)
+    batch_size: int = 12              # patches per optimiser step
+    steps: int = 6000                 # most optimiser steps
+    time_budget_s: float = 4800.0     # s, training stops (resumably) after this much wall time
+    lr: float = 3e-3                  # peak AdamW learning rate (cosine to 0 over ``steps``)
+    weight_decay: float = 1e-4        # AdamW decoupled weight decay
+    pos_weight: float = 3.0           # BCE weight of trace pixels (~3 % of a page's pixels)
+    on_trace: float = 0.7             # share of patches centred on a trace pixel (else anywhere)
+    scale_range: tuple[float, float] = (0.8, 1.25)  # patch rescaling: pages not exactly 200 dpi
+    val_pages: int = 12               # val pages the fixed validation patches come from
+    val_patches: int = 96             # fixed validation patches (scored every ``val_every`` steps)
+    val_every: int = 250              # steps between validations and checkpoints
+    threshold: float = 0.5            # probability above which a pixel is trace ink
+    tile_px: int = 2560               # px, inference tile side (memory; a 200-dpi letter page is one
+                                      # tile), tiles overlapping by ``tile_overlap_px``
+    tile_overlap_px: int = 48         # px, more than the network's useful context on each side
+    threads: int = 2                  # torch CPU threads while training
+    seed: int = 0                     # torch and patch sampling seed
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# Named sizes of the trace network's training: "quick" proves the chain in seconds (tests, CI);
+# "reference" is the committed models/trace_net.pt (about 80 min on 2 CPU cores).
+TRACE_NET_PRESETS: dict[str, TraceNetConfig] = {
+    "quick": TraceNetConfig(widths=(4, 8, 8, 16, 16), patch_px=96, batch_size=4, steps=6,
+                            time_budget_s=120.0, val_pages=2, val_patches=4, val_every=3),
+    "reference": TraceNetConfig(),
+}
+
+
 # --- the learned digitizer (ecgnb.panels, ecgnb.model, ecgnb.train) ---
 
 @dataclass(frozen=True)

@@ -349,13 +349,15 @@ def digitize_straightened(upright: np.ndarray, skew: float, dark: np.ndarray,
                           layout: str = "3x4+1", fs: float = 500, duration_s: float = 10.0,
                           paper: PaperConfig = PaperConfig(),
                           cfg: PreprocessConfig | None = None, grid: pp.GridInfo | None = None,
-                          ink_mask=None) -> Reading:
+                          ink_mask=None, coverage=None) -> Reading:
     """``digitize_image`` after ``preprocess.straighten`` (``upright``, ``skew`` deg, ``dark``),
     for callers that need the straightened page's darkness too (``ecgnb.panels``).
 
     A caller that knows more than the page's colours may pass the ``grid`` (else
     ``detect_grid``) and ``ink_mask(upright, dark, grid) -> (H, W) bool`` (else the colour
     separation ``remove_grid``); the mask is denoised either way (``ecgnb.rectified`` does both).
+    ``coverage(upright, dark, mask) -> (H, W)`` float 0..1 replaces ``ink_coverage`` (the share
+    of each pixel the pen covers; ``ecgnb.trace_reader`` passes its network's probability).
     """
     if grid is None:
         grid = pp.detect_grid(upright, dark, cfg=cfg, paper=paper)
@@ -365,7 +367,7 @@ def digitize_straightened(upright: np.ndarray, skew: float, dark: np.ndarray,
     lay = pp.detect_layout(mask, grid, layout, duration_s, strength=pp.grid_strength(dark, cfg=cfg),
                            cfg=cfg, paper=paper)
     pen = pen_width(mask, lay)
-    cover = ink_coverage(dark, mask)
+    cover = ink_coverage(dark, mask) if coverage is None else coverage(upright, dark, mask)
     n = int(round(fs * duration_s))
     signal = np.full((n, len(LEAD_NAMES)), np.nan)
     traces = {}

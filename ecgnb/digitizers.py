@@ -22,6 +22,7 @@ METHODS: dict[str, str] = {
     "classical": "digitize:ClassicalDigitizer",     # no learning: ecgnb.digitize
     "crop_model": "model:CropModelDigitizer",       # the multimodal crop model: ecgnb.model
     "rectified": "rectified:RectifiedDigitizer",    # photos and scans: flatten, then read
+    "trace_net": "trace_reader:TraceNetDigitizer",  # per-pixel trace network's ink, then read
 }
 # Older names, still accepted (the command said "baseline" and "model" before the registry).
 ALIASES: dict[str, str] = {"baseline": "classical", "model": "crop_model"}

@@ -151,16 +151,20 @@ def flat_grid(flat: FlatPage, image: np.ndarray, dark: np.ndarray, options: Read
 
 
 def read_flat(flat: FlatPage, options: ReadOptions, cfg: RectifyConfig = RectifyConfig(),
-              turn: int = 0) -> Reading:
+              turn: int = 0, ink_mask=None, coverage=None) -> Reading:
     """Read a flat page (turned ``turn`` deg) with the classical reader, grid and mask from the
-    flattening; raises the reader's ``ImageError`` / ``LayoutError`` on a refusal."""
+    flattening; raises the reader's ``ImageError`` / ``LayoutError`` on a refusal.
+
+    ``ink_mask`` and ``coverage`` (see ``digitize_straightened``) replace the colour-free mask
+    (``flat_ink``, used where a lattice was seen) and the darkness coverage."""
     image = orient.turned(flat.image, turn)
     dark = darkness(image, cfg=options.preprocess)
     grid = flat_grid(flat, image, dark, options)
-    ink_mask = ((lambda up, dk, g: flat_ink(up, dk, g, cfg, options.preprocess.trace_darkness))
-                if flat.lattice is not None else None)
+    if ink_mask is None and flat.lattice is not None:
+        ink_mask = lambda up, dk, g: flat_ink(up, dk, g, cfg, options.preprocess.trace_darkness)  # noqa: E731
     return digitize_straightened(image, 0.0, dark, options.layout, options.fs, options.duration_s,
-                                 options.paper, options.preprocess, grid=grid, ink_mask=ink_mask)
+                                 options.paper, options.preprocess, grid=grid, ink_mask=ink_mask,
+                                 coverage=coverage)
 
 
 class RectifiedDigitizer:
@@ -176,9 +180,7 @@ class RectifiedDigitizer:
         (``"rectify"``) and its doubts in the reading's warnings."""
         flat = flatten(image, self.cfg, options.preprocess)
         if flat.lattice is None and flat.corners is None:
-            # Nothing to flatten by: the classical reader, with its own deskew, as given.
-            reading = digitize_image(image, options.layout, options.fs, options.duration_s,
-                                     options.paper, options.preprocess)
+            reading = self.read_as_given(image, options)
             turn_info = {"rotated_deg": 0}
         else:
             reading, turn, tried = self._upright(flat, options)
@@ -188,13 +190,22 @@ class RectifiedDigitizer:
         reading.notes.extend(flat.notes)
         return reading
 
+    def read_as_given(self, image: np.ndarray, options: ReadOptions) -> Reading:
+        """Nothing to flatten by: the classical reader, with its own deskew, as given."""
+        return digitize_image(image, options.layout, options.fs, options.duration_s,
+                              options.paper, options.preprocess)
+
+    def ink_hooks(self) -> tuple:
+        """``(ink_mask, coverage)`` for ``read_flat``; None, None: the colour-free mask."""
+        return None, None
+
     def _upright(self, flat: FlatPage, options: ReadOptions) -> tuple[Reading, int, list[dict]]:
         """Read as flattened; where that is doubtful also turned by 180 deg, keep the more
         credible (``orient.judge``; as flattened unless the turn is clearly better)."""
         tried, readings, first_error = [], {}, None
         for turn in (0, 180):
             try:
-                reading = read_flat(flat, options, self.cfg, turn)
+                reading = read_flat(flat, options, self.cfg, turn, *self.ink_hooks())
             except ValueError as exc:           # EcgnbError refusals are ValueErrors
                 first_error = first_error or exc
                 tried.append({"rotated_deg": turn, "error": str(exc)})

@@ -1,0 +1,285 @@
+"""Training the per-pixel trace network (``ecgnb.trace_net``) on the profile's rendered pages.
+
+Patches of ``TraceNetConfig.patch_px`` are cut from the train split's pages (most centred on
+trace ink), rescaled a little (pages are not always exactly 200 dpi) and given a random look
+(``random_look``): any grid hue, grey or black-and-white copies, contrast, shading, blur, noise
+and JPEG, on top of the severity artefacts the pages already carry. The target is the pen's
+footprint (``trace_net.trace_target``). Loss: class-weighted BCE plus soft Dice.
+
+``train_trace_net`` runs for ``steps`` or ``time_budget_s``, validates on fixed val-split
+patches every ``val_every`` steps, and keeps ``last.pt`` (resumable, sampler state included)
+and ``best.pt`` (best val F1) in its run folder, both written atomically, plus ``log.csv``.
+"""
+from __future__ import annotations
+
+import csv
+import io as _io
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from . import io, paths
+from .config import TraceNetConfig
+from .dataset import load_index
+from .errors import MissingInputError
+from .trace_net import make_model, to_input, trace_target
+from .train import _save_atomic
+
+LOG_COLUMNS = ("step", "seconds", "lr", "train_loss", "val_loss", "val_f1", "val_precision",
+               "val_recall")
+
+
+# --------------------------------------------------------------------------------------------
+# Pages and the random look
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class TrainPage:
+    """One rendered page in memory: RGB ``image`` uint8, ``target`` uint8 0/1, trace pixel indices."""
+
+    name: str
+    image: np.ndarray
+    target: np.ndarray
+    ink: np.ndarray           # flat indices of target pixels (patch centres on the trace)
+
+
+def load_pages(profile: str, split: str, limit: int | None = None, data_dir: Path | None = None,
+               progress: bool = False) -> list[TrainPage]:
+    """The ``split`` pages of a built dataset with their trace targets (``limit`` first ones)."""
+    root = Path(data_dir or paths.data_dir(profile))
+    index = load_index(profile, root)
+    rows = index[index["split"] == split]
+    if rows.empty:
+        raise MissingInputError(f"no {split} pages in {root}/index.csv")
+    rows = rows.iloc[:limit] if limit else rows
+    pages = []
+    for k, row in enumerate(rows.itertuples(), 1):
+        rel = Path(row.path)
+        image = io.read_image(root / rel.parent / f"{rel.name}.png")
+        truth = io.read_json(root / rel.parent / f"{rel.name}.json")
+        target = trace_target(truth, image.shape[:2])
+        pages.append(TrainPage(row.page, image, target, np.flatnonzero(target)))
+        if progress and (k % 50 == 0 or k == len(rows)):
+            print(f"  loaded {k}/{len(rows)} {split} pages", flush=True)
+    return pages
+
+
+def _hue_rotate(img: np.ndarray, angle: float) -> np.ndarray:
+    """Rotate colours about the grey axis by ``angle`` rad (greys and black stay as they are)."""
+    c, s = math.cos(angle), math.sin(angle)
+    k = 1 / 3
+    m = np.array([[c + (1 - c) * k, k * (1 - c) - math.sqrt(k) * s, k * (1 - c) + math.sqrt(k) * s],
+                  [k * (1 - c) + math.sqrt(k) * s, c + k * (1 - c), k * (1 - c) - math.sqrt(k) * s],
+                  [k * (1 - c) - math.sqrt(k) * s, k * (1 - c) + math.sqrt(k) * s, c + k * (1 - c)]])
+    return img @ m.T
+
+
+def random_look(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random print/scan/photo look for an RGB uint8 patch; returns uint8 of the same shape.
+
+    What changes is only what a reader must not depend on: the grid's hue, colour or grey or a
+    thresholded black-and-white copy, contrast and brightness, a shading ramp, blur, sensor
+    noise, JPEG. The trace's position never moves (the target stays exact).
+    """
+    img = patch.astype(np.float32) / 255.0
+    if rng.random() < 0.6:
+        img = _hue_rotate(img, rng.uniform(-math.pi, math.pi))
+    if rng.random() < 0.2:
+        img = img[:, :, rng.permutation(3)]
+    if rng.random() < 0.3:
+        grey = img @ np.array([0.299, 0.587, 0.114], np.float32)
+        img = np.repeat(grey[:, :, None], 3, axis=2)
+    img = np.clip(img, 0, 1) ** rng.uniform(0.6, 1.6)
+    lo, hi = rng.uniform(0.0, 0.25), rng.uniform(0.75, 1.0)
+    img = lo + (hi - lo) * img * rng.uniform(0.85, 1.15, size=3).astype(np.float32)
+    if rng.random() < 0.3:
+        h, w = img.shape[:2]
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        a = rng.uniform(0, 2 * math.pi)
+        ramp = (np.cos(a) * xx + np.sin(a) * yy) / max(h, w)
+        img = img * (1 - rng.uniform(0, 0.5) * (ramp - ramp.min()))[:, :, None]
+    if rng.random() < 0.15:
+        img = _copy_look(img, rng)
+    if rng.random() < 0.4:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.3))
+    if rng.random() < 0.5:
+        img = img + rng.normal(0, rng.uniform(0.005, 0.05), img.shape).astype(np.float32)
+    out = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+    if rng.random() < 0.4:
+        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 95))])
+        out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    return out
+
+
+def _copy_look(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A black-and-white photocopy: luminance thresholded at a random level, a little ragged."""
+    grey = img @ np.array([0.299, 0.587, 0.114], np.float32)
+    grey = grey + rng.normal(0, 0.04, grey.shape).astype(np.float32)
+    level = np.quantile(grey, rng.uniform(0.05, 0.35))
+    bw = np.where(grey < level, rng.uniform(0.0, 0.2), rng.uniform(0.85, 1.0)).astype(np.float32)
+    return np.repeat(bw[:, :, None], 3, axis=2)
+
+
+# --------------------------------------------------------------------------------------------
+# Patches
+# --------------------------------------------------------------------------------------------
+
+class PatchSampler:
+    """Random ``(patch RGB uint8, target uint8)`` pairs from ``pages``; its state can be saved."""
+
+    def __init__(self, pages: list[TrainPage], cfg: TraceNetConfig, seed: int, look: bool = True):
+        self.pages, self.cfg, self.look = pages, cfg, look
+        self.rng = np.random.default_rng(seed)
+
+    def one(self) -> tuple[np.ndarray, np.ndarray]:
+        rng, n = self.rng, self.cfg.patch_px
+        page = self.pages[int(rng.integers(len(self.pages)))]
+        h, w = page.target.shape
+        if page.ink.size and rng.random() < self.cfg.on_trace:
+            cy, cx = divmod(int(page.ink[rng.integers(page.ink.size)]), w)
+        else:
+            cy, cx = int(rng.integers(h)), int(rng.integers(w))
+        scale = rng.uniform(*self.cfg.scale_range)          # > 1: the page looks larger
+        side = n / scale
+        # An affine map from patch pixels to page pixels (scale and jitter; no rotation: the
+        # reader sees upright pages).
+        m = np.array([[1 / scale, 0, cx - side / 2], [0, 1 / scale, cy - side / 2]], np.float32)
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        patch = cv2.warpAffine(page.image, m, (n, n), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+        target = cv2.warpAffine(page.target.astype(np.float32), m, (n, n), flags=flags,
+                                borderMode=cv2.BORDER_CONSTANT)
+        if self.look:
+            patch = random_look(patch, rng)
+        return patch, (target > 0.35).astype(np.uint8)
+
+    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        pairs = [self.one() for _ in range(size)]
+        x = to_input(np.stack([p for p, _ in pairs]))
+        y = torch.from_numpy(np.stack([t for _, t in pairs])).float()[:, None]
+        return x, y
+
+
+# --------------------------------------------------------------------------------------------
+# Loss, scores, training
+# --------------------------------------------------------------------------------------------
+
+def trace_loss(logits: torch.Tensor, target: torch.Tensor, pos_weight: float) -> torch.Tensor:
+    """Class-weighted BCE plus soft Dice (the trace is a few % of the pixels)."""
+    bce = nn.functional.binary_cross_entropy_with_logits(
+        logits, target, pos_weight=torch.tensor(pos_weight))
+    p = torch.sigmoid(logits)
+    dice = 1 - (2 * (p * target).sum() + 1) / (p.sum() + target.sum() + 1)
+    return bce + dice
+
+
+@torch.no_grad()
+def score(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TraceNetConfig,
+          chunk: int = 16) -> dict:
+    """Loss, F1, precision and recall of trace pixels at ``cfg.threshold`` on a fixed set."""
+    model.eval()
+    loss, tp, fp, fn = 0.0, 0.0, 0.0, 0.0
+    for i in range(0, len(x), chunk):
+        logits = model(x[i:i + chunk])
+        t = y[i:i + chunk]
+        loss += float(trace_loss(logits, t, cfg.pos_weight)) * len(t)
+        pred = (torch.sigmoid(logits) > cfg.threshold).float()
+        tp += float((pred * t).sum())
+        fp += float((pred * (1 - t)).sum())
+        fn += float(((1 - pred) * t).sum())
+    prec, rec = tp / max(tp + fp, 1.0), tp / max(tp + fn, 1.0)
+    return {"val_loss": loss / len(x), "val_f1": 2 * prec * rec / max(prec + rec, 1e-9),
+            "val_precision": prec, "val_recall": rec}
+
+
+def _lr(step: int, cfg: TraceNetConfig) -> float:
+    warm = max(1, cfg.steps // 20)
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    return 0.5 * cfg.lr * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, cfg.steps - warm))))
+
+
+RUNTIME_FIELDS = ("threads", "time_budget_s")   # may differ between a run and its resume
+
+
+def _settings(config: dict) -> dict:
+    """What a resume must match: every setting but the runtime ones."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.items()
+            if k not in RUNTIME_FIELDS}
+
+
+def _write_log(path: Path, rows: list[dict]) -> None:
+    buf = _io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(LOG_COLUMNS), extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    io.write_text_atomic(path, buf.getvalue())
+
+
+def train_trace_net(train: list[TrainPage], val: list[TrainPage], cfg: TraceNetConfig,
+                    run_dir: str | Path, resume: bool = True, log=print) -> dict:
+    """Train (or resume) a trace network in ``run_dir``; return the last log row.
+
+    Stops after ``cfg.steps`` steps or ``cfg.time_budget_s`` s of this call's wall time, with
+    ``last.pt`` up to date either way, so calling again continues where it stopped.
+    """
+    run_dir = Path(run_dir)
+    last, best = run_dir / "last.pt", run_dir / "best.pt"
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    model = make_model(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sampler = PatchSampler(train, cfg, cfg.seed)
+    val_x, val_y = PatchSampler(val, cfg, cfg.seed + 1, look=True).batch(cfg.val_patches)
+    step, rows, best_f1, spent = 0, [], -1.0, 0.0
+    if resume and last.exists():
+        ck = torch.load(last, map_location="cpu", weights_only=False)
+        if _settings(ck["config"]) != _settings(cfg.to_dict()):
+            raise ValueError(f"{run_dir} holds a run with other settings; use another folder "
+                             "or resume=False")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sampler.rng.bit_generator.state = ck["sampler_state"]
+        step, rows, best_f1, spent = ck["step"], ck["log"], ck["best_f1"], ck["seconds"]
+        log(f"resumed at step {step} ({spent:.0f} s so far, best val F1 {best_f1:.3f})")
+    start = time.monotonic()
+    losses = []
+    while step < cfg.steps:
+        model.train()
+        for g in opt.param_groups:
+            g["lr"] = _lr(step, cfg)
+        x, y = sampler.batch(cfg.batch_size)
+        loss = trace_loss(model(x), y, cfg.pos_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(float(loss.detach()))
+        step += 1
+        out_of_time = time.monotonic() - start > cfg.time_budget_s
+        if step % cfg.val_every == 0 or step == cfg.steps or out_of_time:
+            row = {"step": step, "seconds": round(spent + time.monotonic() - start, 1),
+                   "lr": opt.param_groups[0]["lr"], "train_loss": float(np.mean(losses)),
+                   **score(model, val_x, val_y, cfg)}
+            rows.append(row)
+            losses = []
+            ck = {"model": model.state_dict(), "config": cfg.to_dict(), "step": step,
+                  "best_f1": max(best_f1, row["val_f1"]), "seconds": row["seconds"], "log": rows}
+            if row["val_f1"] > best_f1:
+                best_f1 = row["val_f1"]
+                _save_atomic({"model": ck["model"], "config": ck["config"], "step": step,
+                              "val_f1": best_f1}, best)
+            _save_atomic({**ck, "optimizer": opt.state_dict(),
+                          "sampler_state": sampler.rng.bit_generator.state}, last)
+            _write_log(run_dir / "log.csv", rows)
+            log(f"step {step}/{cfg.steps}  {row['seconds']:.0f} s  loss {row['train_loss']:.3f}  "
+                f"val F1 {row['val_f1']:.3f} (P {row['val_precision']:.3f}, R {row['val_recall']:.3f})")
+            if out_of_time:
+                log(f"time budget of {cfg.time_budget_s:.0f} s reached; resume to continue")
+                break
+    return rows[-1] if rows else {}

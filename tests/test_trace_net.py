@@ -1,0 +1,157 @@
+"""The per-pixel trace network: its target, tiling, random look, training and resume."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ecg_like
+
+from ecgnb import render
+from ecgnb.config import PaperConfig, TraceNetConfig
+from ecgnb.trace_net import (DEFAULT_CHECKPOINT, TraceUNet, _spans, inference_copy, load_trace_net, preset, trace_polylines,
+                             trace_probability, trace_target)
+from ecgnb.trace_train import PatchSampler, TrainPage, _hue_rotate, random_look, train_trace_net
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    signal = ecg_like()
+    image, truth = render.render_page(signal, 500, PaperConfig(), np.random.default_rng(3))
+    return image, truth
+
+
+def test_target_covers_every_trace_sample_and_no_label(rendered):
+    image, truth = rendered
+    target = trace_target(truth)
+    assert target.shape == image.shape[:2] and target.dtype == np.uint8
+    for p in truth["panels"]:
+        xy = np.rint(np.asarray(p["trace"])).astype(int)
+        assert target[xy[:, 1], xy[:, 0]].mean() > 0.99, p["lead"]
+    # The pen's footprint: every target pixel is darker than the paper, and the dark pixels
+    # left outside it are the labels, header and grid, not a missed trace.
+    grey = image.mean(axis=2)
+    assert np.median(grey[target > 0]) < 0.5 * np.median(grey)
+    assert 0.005 < target.mean() < 0.05
+    # Pulses and separator ticks are trace ink too: one polyline per panel, pulse and tick.
+    n_ticks = sum(p["col"] > 0 for p in truth["panels"])
+    assert len(trace_polylines(truth)) == len(truth["panels"]) + len(truth["calibration"]) + n_ticks
+
+
+@pytest.mark.parametrize("n, tile, overlap", [(100, 200, 10), (1000, 256, 24), (257, 128, 16)])
+def test_tiles_keep_every_pixel_once(n, tile, overlap):
+    spans = _spans(n, tile, overlap, 4)
+    kept = np.zeros(n, int)
+    for a, b, ka, kb in spans:
+        assert 0 <= a <= ka < kb <= b <= n and b - a <= tile
+        assert (ka == 0 or ka >= a + overlap) and (kb == n or kb <= b - overlap)  # context kept
+        kept[ka:kb] += 1
+    assert (kept == 1).all()
+
+
+def test_tiled_probability_matches_one_pass():
+    torch.manual_seed(0)
+    model = TraceUNet((4, 6))                        # receptive field ~14 px < the overlap
+    image = np.random.default_rng(0).integers(0, 255, (150, 230, 3), dtype=np.uint8)
+    whole = trace_probability(model, image, TraceNetConfig(tile_px=512))
+    tiled = trace_probability(model, image, TraceNetConfig(tile_px=96, tile_overlap_px=20))
+    assert whole.shape == (150, 230)
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    fast = trace_probability(inference_copy(model), image, TraceNetConfig(tile_px=96, tile_overlap_px=20))
+    np.testing.assert_allclose(fast, whole, atol=1e-5)
+
+
+def test_hue_rotation_keeps_greys_and_moves_colours():
+    grey = np.full((2, 2, 3), 0.4, np.float32)
+    np.testing.assert_allclose(_hue_rotate(grey, 1.3), grey, atol=1e-6)
+    red = np.zeros((1, 1, 3), np.float32)
+    red[..., 0] = 1.0
+    turned = _hue_rotate(red, 2 * np.pi / 3)[0, 0]
+    assert turned.argmax() == 1                       # a third of the way round: red -> green
+
+
+def test_random_look_changes_the_look_not_the_shape(rendered):
+    patch = rendered[0][300:400, 100:300]
+    rng = np.random.default_rng(0)
+    looks = [random_look(patch, rng) for _ in range(12)]
+    assert all(lk.shape == patch.shape and lk.dtype == np.uint8 for lk in looks)
+    assert np.mean([np.abs(lk.astype(int) - patch).mean() for lk in looks]) > 5
+
+
+def test_patches_are_centred_on_the_trace_they_mark(rendered):
+    image, truth = rendered
+    target = trace_target(truth)
+    page = TrainPage("p", image, target, np.flatnonzero(target))
+    cfg = dataclasses.replace(TraceNetConfig(), patch_px=64, on_trace=1.0, scale_range=(1.0, 1.0))
+    sampler = PatchSampler([page], cfg, seed=1, look=False)
+    for _ in range(10):
+        patch, t = sampler.one()
+        assert t[28:36, 28:36].any()                  # the centre pixel's trace is in the target
+        grey = patch.mean(axis=2)
+        assert grey[t > 0].mean() < grey[t == 0].mean() - 40
+
+
+def test_training_resumes_exactly_where_it_stopped(rendered, tmp_path):
+    image, truth = rendered
+    target = trace_target(truth)
+    pages = [TrainPage("p", image, target, np.flatnonzero(target))]
+    cfg = dataclasses.replace(preset("quick"), val_every=100, threads=1)
+    train_trace_net(pages, pages, cfg, tmp_path / "once")
+    stop_each_step = dataclasses.replace(cfg, time_budget_s=0.0)    # a runtime setting
+    for _ in range(cfg.steps):
+        row = train_trace_net(pages, pages, stop_each_step, tmp_path / "resumed", log=lambda s: None)
+    assert row["step"] == cfg.steps
+    a = torch.load(tmp_path / "once" / "last.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "resumed" / "last.pt", weights_only=False)["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], msg=k)
+    model, loaded_cfg = load_trace_net(tmp_path / "once" / "best.pt")
+    assert loaded_cfg.widths == cfg.widths and isinstance(model, TraceUNet)
+    with pytest.raises(ValueError, match="other settings"):
+        train_trace_net(pages, pages, dataclasses.replace(cfg, lr=1e-2), tmp_path / "once")
+
+
+def test_a_missing_checkpoint_says_how_to_make_one(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train_trace_net"):
+        load_trace_net(tmp_path / "none.pt")
+    with pytest.raises(ValueError, match="unknown trace network preset"):
+        preset("huge")
+
+
+def _snr(signal, estimate) -> float:
+    from ecgnb.metrics import record_metrics
+
+    return float(np.nanmean(record_metrics(signal, estimate, 500)["snr_db"].replace(np.inf, np.nan)))
+
+
+def test_the_reader_checks_its_geometry_setting():
+    from ecgnb.trace_reader import TraceNetDigitizer
+
+    with pytest.raises(ValueError, match="unknown geometry 'curved'"):
+        TraceNetDigitizer(geometry="curved")
+
+
+@pytest.mark.skipif(not DEFAULT_CHECKPOINT.exists(), reason=f"{DEFAULT_CHECKPOINT} not committed")
+def test_the_committed_network_reads_a_clean_page_and_a_black_grid_copy(rendered):
+    from ecgnb import digitize
+    from ecgnb.trace_reader import TraceNetDigitizer
+
+    image, truth = rendered
+    signal = render.masked_signal(ecg_like(), truth)
+    reader = TraceNetDigitizer()
+    clean = reader.read(image)
+    assert clean.extra["geometry"] == "straighten"          # a render fills its frame
+    clean_db = _snr(signal, clean.signal)
+    assert clean_db > 12, clean_db
+    # A black-and-white copy: grid lines as black as the trace. The colour rules cannot tell
+    # them apart; the network must.
+    grey = image.min(axis=2)
+    bw = np.repeat(np.where(grey < 235, 0, 255).astype(np.uint8)[:, :, None], 3, axis=2)
+    copy_db = _snr(signal, reader.read(bw).signal)
+    try:
+        classical_db = _snr(signal, digitize.digitize_image(bw).signal)
+    except ValueError:
+        classical_db = -np.inf                                 # refused outright
+    assert copy_db > 8 and copy_db > classical_db + 3, (copy_db, classical_db)
