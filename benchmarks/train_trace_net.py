@@ -10,6 +10,7 @@ run the same command again to continue) and, with ``--publish``, copies its best
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import sys
 import time
@@ -28,10 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", default="reference", help="training size (TRACE_NET_PRESETS)")
     ap.add_argument("--run-dir", type=Path, default=None, help="default models/<profile>/trace_net")
     ap.add_argument("--train-limit", type=int, default=None, help="use only the first N train pages")
+    ap.add_argument("--budget-s", type=float, default=None,
+                    help="wall-time budget of this call, s (default: the preset's)")
     ap.add_argument("--fresh", action="store_true", help="start over instead of resuming")
     ap.add_argument("--publish", action="store_true", help=f"copy best.pt to {DEFAULT_CHECKPOINT}")
     args = ap.parse_args(argv)
     cfg = preset(args.preset)
+    if args.budget_s is not None:       # a runtime setting: a resume may change it
+        cfg = dataclasses.replace(cfg, time_budget_s=args.budget_s)
     run_dir = args.run_dir or paths.models_dir(args.profile) / "trace_net"
     t0 = time.monotonic()
     train = load_pages(args.profile, "train", args.train_limit, progress=True)

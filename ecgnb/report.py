@@ -81,7 +81,8 @@ def results_section(profile: str, report_dir: Path) -> str:
         if not md.exists():
             raise FileNotFoundError(f"{md} not found: run `make study PROFILE={profile}` first")
         parts += [f"**{title}** (`reports/{profile}/{stem}.md`). {note}".rstrip(), "", md.read_text()]
-    parts += [external_table(Path(report_dir).parent), photos_table(Path(report_dir).parent),
+    parts += [external_table(Path(report_dir).parent), trace_net_table(Path(report_dir).parent),
+              photos_table(Path(report_dir).parent),
               run_time_table(Path(report_dir).parent),
               test_suite_time(Path(report_dir).parent)]
     return "\n".join(parts + [RESULTS_END])
@@ -119,6 +120,19 @@ def external_table(reports_root: Path) -> str:
             "real phone photos (`photos-dev`: measurement only; a refused photo scores 0 dB per "
             "lead) and the reference test split, with the current metric; `seconds_per_page` is "
             "wall time on 2 shared cores.\n\n" + md.read_text())
+
+
+def trace_net_table(reports_root: Path) -> str:
+    """The trace-network method on the same sets (``benchmarks/trace_net.md``, written by
+    ``bench_external.py --name trace_net``); empty when that benchmark has not been run."""
+    md = Path(reports_root) / "benchmarks" / "trace_net.md"
+    if not md.exists():
+        return ""
+    return ("**The per-pixel trace network on the same sets** (`reports/benchmarks/trace_net.md`, "
+            "made by `python benchmarks/bench_external.py --methods trace_net --split reference "
+            "--name trace_net` with the committed `models/trace_net.pt`; per page: "
+            "`trace_net_per_page.md`). Compare each row with the same set's rows above.\n\n"
+            + md.read_text())
 
 
 def photos_table(reports_root: Path) -> str:

@@ -3,7 +3,9 @@
 The page is made upright as the classical digitizer does (``geometry="straighten"``: deskew and
 the grid's own perspective) or flattened as the rectified method does (``"flatten"``: photos
 and bent paper); ``"auto"`` (the default) flattens only where a page outline stands out against
-a background (a photo), and straightens scans and renders that fill the frame. Then, instead of telling trace from grid by colour, the trace network's
+a background (a photo), and straightens scans and renders that fill the frame, unless the
+straightened page shows no grid to the colour rules (a black-grid copy), which is then
+flattened, its lattice giving the scale. Then, instead of telling trace from grid by colour, the trace network's
 probability gives the ink mask (above ``TraceNetConfig.threshold``) and each pixel's ink
 coverage, from which the classical reader's column-by-column path and its sub-pixel centres
 and edges are read (``ecgnb.digitize``). Layout, 0 mV lines and time axes come from that mask.
@@ -69,6 +71,21 @@ class TraceNetDigitizer(RectifiedDigitizer):
                                      options.duration_s, options.paper, options.preprocess,
                                      ink_mask=ink_mask, coverage=coverage)
 
+    def _straightened(self, image: np.ndarray, options: ReadOptions) -> Reading | Exception:
+        """The straightened reading; where the colour rules found no grid (a black-grid copy:
+        no scale, so the page may be refused) and ``geometry="auto"``, the refusal or the
+        gridless reading is returned as an exception, for the flattening (whose lattice gives
+        the scale) to try instead."""
+        try:
+            reading = self.read_as_given(image, options)
+        except ValueError as exc:               # EcgnbError refusals are ValueErrors
+            if self.geometry != "auto":
+                raise
+            return exc
+        if self.geometry == "auto" and not reading.grid.found:
+            return ValueError("no grid found on the straightened page")
+        return reading
+
     def read(self, image: np.ndarray, options: ReadOptions = ReadOptions()) -> Reading:
         """Digitize one RGB page ``(H, W, 3)`` uint8: ``(round(fs * duration_s), 12)`` mV."""
         check_rgb(image)
@@ -79,7 +96,9 @@ class TraceNetDigitizer(RectifiedDigitizer):
             if geometry == "flatten":
                 reading = super().read(image, options)
             else:
-                reading = self.read_as_given(image, options)
+                reading = self._straightened(image, options)
+                if isinstance(reading, Exception):
+                    geometry, reading = "flatten", super().read(image, options)
         finally:
             self._last = None          # a page's probability is not kept past its reading
         reading.method = self.name

@@ -51,13 +51,15 @@ class TrainPage:
 
 def load_pages(profile: str, split: str, limit: int | None = None, data_dir: Path | None = None,
                progress: bool = False) -> list[TrainPage]:
-    """The ``split`` pages of a built dataset with their trace targets (``limit`` first ones)."""
+    """The ``split`` pages of a built dataset with their trace targets (``limit`` of them,
+    spread evenly over the index)."""
     root = Path(data_dir or paths.data_dir(profile))
     index = load_index(profile, root)
     rows = index[index["split"] == split]
     if rows.empty:
         raise MissingInputError(f"no {split} pages in {root}/index.csv")
-    rows = rows.iloc[:limit] if limit else rows
+    if limit and limit < len(rows):     # evenly spread over records and severities
+        rows = rows.iloc[np.unique(np.linspace(0, len(rows) - 1, limit).round().astype(int))]
     pages = []
     for k, row in enumerate(rows.itertuples(), 1):
         rel = Path(row.path)

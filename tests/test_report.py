@@ -64,3 +64,12 @@ def test_photos_table_only_when_the_benchmark_ran(tmp_path):
     assert "photos_geometry.md" not in text          # absent tables are not announced
     (bench / "photos_geometry.md").write_text("| kind | median_mm |\n|---|---|\n| photo | 0.27 |\n")
     assert "| photo | 0.27 |" in photos_table(tmp_path)
+
+
+def test_trace_net_table_only_when_its_benchmark_ran(tmp_path):
+    from ecgnb.report import trace_net_table
+    assert trace_net_table(tmp_path) == ""
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "trace_net.md").write_text("| set | method |\n|---|---|\n| eik-dev | trace_net |\n")
+    text = trace_net_table(tmp_path)
+    assert "--name trace_net" in text and "| eik-dev | trace_net |" in text
