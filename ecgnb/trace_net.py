@@ -22,6 +22,7 @@ from torch import nn
 from . import paths
 from .config import TraceNetConfig, TRACE_NET_PRESETS
 from .errors import MissingInputError
+from .augment import _warp_points
 from .render import CAL_LEAD_MM, TICK_HALF_MM, _to_fixed as _fixed, _SHIFT
 
 DEFAULT_CHECKPOINT = paths.ROOT / "models" / "trace_net.pt"
@@ -30,11 +31,6 @@ DEFAULT_CHECKPOINT = paths.ROOT / "models" / "trace_net.pt"
 # --------------------------------------------------------------------------------------------
 # The target: where the pen touched the page
 # --------------------------------------------------------------------------------------------
-
-def _warp(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    hom = np.column_stack((points, np.ones(len(points)))) @ matrix.T
-    return hom[:, :2] / hom[:, 2:3]
-
 
 def pen_px(truth: dict) -> int:
     """Drawn pen width (px) of a rendered page: its style's trace width, else 0.25 mm."""
@@ -61,7 +57,7 @@ def trace_polylines(truth: dict) -> list[np.ndarray]:
     for p in truth["panels"]:
         if p["col"] > 0:
             x, base = p["x_start"], p["baseline_y"]
-            lines.append(_warp(np.array([[x, base - half], [x, base + half]]), h))
+            lines.append(_warp_points(np.array([[x, base - half], [x, base + half]]), h))
     return lines
 
 

@@ -12,8 +12,6 @@ and ``best.pt`` (best val F1) in its run folder, both written atomically, plus `
 """
 from __future__ import annotations
 
-import csv
-import io as _io
 import math
 import time
 from dataclasses import dataclass
@@ -29,7 +27,8 @@ from .config import TraceNetConfig
 from .dataset import load_index
 from .errors import MissingInputError
 from .trace_net import make_model, to_input, trace_target
-from .train import _save_atomic
+from .augment import _hue_rotation
+from .train import save_atomic, write_log
 
 LOG_COLUMNS = ("step", "seconds", "lr", "train_loss", "val_loss", "val_f1", "val_precision",
                "val_recall")
@@ -74,12 +73,7 @@ def load_pages(profile: str, split: str, limit: int | None = None, data_dir: Pat
 
 def _hue_rotate(img: np.ndarray, angle: float) -> np.ndarray:
     """Rotate colours about the grey axis by ``angle`` rad (greys and black stay as they are)."""
-    c, s = math.cos(angle), math.sin(angle)
-    k = 1 / 3
-    m = np.array([[c + (1 - c) * k, k * (1 - c) - math.sqrt(k) * s, k * (1 - c) + math.sqrt(k) * s],
-                  [k * (1 - c) + math.sqrt(k) * s, c + k * (1 - c), k * (1 - c) - math.sqrt(k) * s],
-                  [k * (1 - c) - math.sqrt(k) * s, k * (1 - c) + math.sqrt(k) * s, c + k * (1 - c)]])
-    return img @ m.T
+    return img @ _hue_rotation(angle).T.astype(np.float32)
 
 
 def random_look(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -215,14 +209,6 @@ def _settings(config: dict) -> dict:
             if k not in RUNTIME_FIELDS}
 
 
-def _write_log(path: Path, rows: list[dict]) -> None:
-    buf = _io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(LOG_COLUMNS), extrasaction="ignore")
-    w.writeheader()
-    w.writerows(rows)
-    io.write_text_atomic(path, buf.getvalue())
-
-
 def train_trace_net(train: list[TrainPage], val: list[TrainPage], cfg: TraceNetConfig,
                     run_dir: str | Path, resume: bool = True, log=print) -> dict:
     """Train (or resume) a trace network in ``run_dir``; return the last log row.
@@ -274,11 +260,11 @@ def train_trace_net(train: list[TrainPage], val: list[TrainPage], cfg: TraceNetC
                   "best_f1": max(best_f1, row["val_f1"]), "seconds": row["seconds"], "log": rows}
             if row["val_f1"] > best_f1:
                 best_f1 = row["val_f1"]
-                _save_atomic({"model": ck["model"], "config": ck["config"], "step": step,
+                save_atomic({"model": ck["model"], "config": ck["config"], "step": step,
                               "val_f1": best_f1}, best)
-            _save_atomic({**ck, "optimizer": opt.state_dict(),
+            save_atomic({**ck, "optimizer": opt.state_dict(),
                           "sampler_state": sampler.rng.bit_generator.state}, last)
-            _write_log(run_dir / "log.csv", rows)
+            write_log(run_dir / "log.csv", rows, LOG_COLUMNS)
             log(f"step {step}/{cfg.steps}  {row['seconds']:.0f} s  loss {row['train_loss']:.3f}  "
                 f"val F1 {row['val_f1']:.3f} (P {row['val_precision']:.3f}, R {row['val_recall']:.3f})")
             if out_of_time:

@@ -173,7 +173,7 @@ def evaluate(model: MultimodalECG, X: np.ndarray, Y: np.ndarray, batch_size: int
     return out
 
 
-def _save_atomic(obj: dict, path: Path) -> None:
+def save_atomic(obj: dict, path: Path) -> None:
     """``torch.save`` through a temporary file and ``os.replace`` (never a half-written checkpoint)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -187,9 +187,10 @@ def _save_atomic(obj: dict, path: Path) -> None:
         raise
 
 
-def _write_log(path: Path, rows: list[dict]) -> None:
+def write_log(path: Path, rows: list[dict], columns: tuple[str, ...] = LOG_COLUMNS) -> None:
+    """Write a training log (one row per epoch or validation) as CSV, atomically."""
     buf = _io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(LOG_COLUMNS), extrasaction="ignore")
+    w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
     w.writeheader()
     w.writerows(rows)
     write_text_atomic(path, buf.getvalue())
@@ -375,9 +376,9 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, train_arrays, val_arra
                     **settings, "rng_state": torch.get_rng_state(), "versions": _versions(),
                     **state}
             if improved:
-                _save_atomic(ckpt, best)
-            _save_atomic(ckpt, last)
-            _write_log(run_dir / "log.csv", state["history"])
+                save_atomic(ckpt, best)
+            save_atomic(ckpt, last)
+            write_log(run_dir / "log.csv", state["history"])
             if progress:
                 h = state["history"][-1]
                 print(f"epoch {epoch}: loss {h['loss']:.4f} val SNR {h['val_snr_db']:.2f} dB "
