@@ -330,6 +330,20 @@ class TraceNetConfig:
         return dataclasses.asdict(self)
 
 
+@dataclass(frozen=True)
+class TraceReadConfig:
+    """How ``ecgnb.trace_reader`` turns the trace network's probability into the reader's ink."""
+
+    threshold: float = 0.5            # probability above which a pixel is the network's ink (a
+                                      # lower one, grown from it by hysteresis, was tried: no
+                                      # better on the reference val pages, worse on their B/W copies)
+    vote_share: float = 0.1           # share of a colour-rule ink blob the network must mark for
+                                      # the whole blob to be kept (its stretches on grid lines too)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
 # Named sizes of the trace network's training: "quick" proves the chain in seconds (tests, CI);
 # "reference" is the committed models/trace_net.pt (about 30 min on 2 idle CPU cores).
 TRACE_NET_PRESETS: dict[str, TraceNetConfig] = {

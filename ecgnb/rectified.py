@@ -119,23 +119,31 @@ def grid_line_level(lines: np.ndarray, px_per_mm: float, cfg: RectifyConfig = Re
     return float(np.quantile(band, cfg.line_level_quantile)) if band.size else 0.0
 
 
-def flat_ink(upright: np.ndarray, dark: np.ndarray, grid: GridInfo,
-             cfg: RectifyConfig = RectifyConfig(), trace_darkness: float = 0.45) -> np.ndarray:
-    """``(H, W)`` bool trace ink of a flat page, whatever the grid's colour.
+def darkness_ink(dark: np.ndarray, grid: GridInfo, cfg: RectifyConfig = RectifyConfig(),
+                 trace_darkness: float = 0.45) -> np.ndarray | None:
+    """``(H, W)`` bool trace ink of a flat page told from its grid by darkness, or None where
+    the grid's lines are as dark as the trace (``cfg.dark_grid_level``: a black grid).
 
     Ink is what is darker than ``trace_darkness`` in every channel (the trace; a light or
     coloured grid is not), except pixels of straight line runs no darker than the grid's own
-    lines plus ``cfg.lattice_margin`` (a grid dark in every channel, as in a dim photo). Where
-    the lines are as dark as the trace (``cfg.dark_grid_level``: a black grid) darkness cannot
-    tell them apart and the lattice's geometry does (``lattice_mask``).
+    lines plus ``cfg.lattice_margin`` (a grid dark in every channel, as in a dim photo).
     """
     ink = channel_min(dark)
     lines = line_runs(ink, grid.px_per_mm, cfg)
     level = grid_line_level(lines, grid.px_per_mm, cfg)
     if level >= cfg.dark_grid_level:
-        return lattice_mask(upright, dark, grid, cfg, trace_darkness)
+        return None
     gridlike = (lines > cfg.line_floor) & (ink <= level + cfg.lattice_margin)
     return (ink > trace_darkness) & ~gridlike
+
+
+def flat_ink(upright: np.ndarray, dark: np.ndarray, grid: GridInfo,
+             cfg: RectifyConfig = RectifyConfig(), trace_darkness: float = 0.45) -> np.ndarray:
+    """``(H, W)`` bool trace ink of a flat page, whatever the grid's colour: by darkness
+    (``darkness_ink``), or where darkness cannot tell the lines from the trace (a black grid)
+    by the lattice's geometry (``lattice_mask``)."""
+    ink = darkness_ink(dark, grid, cfg, trace_darkness)
+    return lattice_mask(upright, dark, grid, cfg, trace_darkness) if ink is None else ink
 
 
 def flat_grid(flat: FlatPage, image: np.ndarray, dark: np.ndarray, options: ReadOptions) -> GridInfo:
@@ -195,7 +203,7 @@ class RectifiedDigitizer:
         return digitize_image(image, options.layout, options.fs, options.duration_s,
                               options.paper, options.preprocess)
 
-    def ink_hooks(self) -> tuple:
+    def ink_hooks(self, options: ReadOptions) -> tuple:
         """``(ink_mask, coverage)`` for ``read_flat``; None, None: the colour-free mask."""
         return None, None
 
@@ -205,7 +213,7 @@ class RectifiedDigitizer:
         tried, readings, first_error = [], {}, None
         for turn in (0, 180):
             try:
-                reading = read_flat(flat, options, self.cfg, turn, *self.ink_hooks())
+                reading = read_flat(flat, options, self.cfg, turn, *self.ink_hooks(options))
             except ValueError as exc:           # EcgnbError refusals are ValueErrors
                 first_error = first_error or exc
                 tried.append({"rotated_deg": turn, "error": str(exc)})

@@ -2,29 +2,47 @@
 
 The page is made upright as the classical digitizer does (``geometry="straighten"``: deskew and
 the grid's own perspective) or flattened as the rectified method does (``"flatten"``: photos
-and bent paper); ``"auto"`` (the default) flattens only where a page outline stands out against
-a background (a photo), and straightens scans and renders that fill the frame, unless the
-straightened page shows no grid to the colour rules (a black-grid copy), which is then
-flattened, its lattice giving the scale. Then, instead of telling trace from grid by colour, the trace network's
-probability gives the ink mask (above ``TraceNetConfig.threshold``) and each pixel's ink
-coverage, from which the classical reader's column-by-column path and its sub-pixel centres
-and edges are read (``ecgnb.digitize``). Layout, 0 mV lines and time axes come from that mask.
+and bent paper); ``"auto"`` (the default) straightens first and keeps that reading when it is
+confident and its limb leads agree (``ecgnb.orient.judge``), else also flattens and keeps the
+more credible of the two (the straightened one unless the flattened one is clearly better).
+
+The ink is the network's (probability above ``TraceReadConfig.threshold``), joined by every blob of the colour rules' ink that the network marks in part
+(``voted_ink``): a trace's flat stretch lying on a grid line, which a network that has learnt
+"long straight lines are grid" may drop, is kept with the rest of its blob, and labels, text and
+grid the network rejects go. Where the colour rules see no grid (a black-grid copy) the
+network's ink is used alone. The probability is each pixel's ink coverage, from which the
+classical reader's column-by-column path and its sub-pixel centres and edges are read
+(``ecgnb.digitize``). Layout, 0 mV lines and time axes come from that mask.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
+from . import orient
 from . import preprocess as pp
-from .config import RectifyConfig
+from .config import RectifyConfig, TraceReadConfig
 from .digitize import digitize_straightened
 from .io import check_rgb
-from .reading import Reading, ReadOptions
-from .rectified import RectifiedDigitizer
+from .reading import LAYOUT_CONFIDENCE_MIN, Reading, ReadOptions
+from .rectified import RectifiedDigitizer, darkness_ink
 from .rectify import find_page
 from .trace_net import inference_copy, load_trace_net, trace_probability
+
+
+def voted_ink(base: np.ndarray, net: np.ndarray, share: float) -> np.ndarray:
+    """``net`` plus every 8-connected blob of ``base`` (both ``(H, W)`` bool) whose pixels are
+    at least ``share`` in ``net``."""
+    n, labels = cv2.connectedComponents(base.astype(np.uint8), connectivity=8)
+    size = np.bincount(labels.ravel(), minlength=n)
+    marked = np.bincount(labels[net].ravel(), minlength=n)
+    keep = marked >= share * np.maximum(size, 1)
+    keep[0] = False
+    return keep[labels] | net
+
 
 GEOMETRIES = ("auto", "straighten", "flatten")
 
@@ -35,13 +53,15 @@ class TraceNetDigitizer(RectifiedDigitizer):
     name = "trace_net"
 
     def __init__(self, checkpoint: str | Path | None = None, geometry: str = "auto",
-                 rectify: RectifyConfig | None = None, threads: int | None = None):
+                 rectify: RectifyConfig | None = None, threads: int | None = None,
+                 ink: TraceReadConfig | None = None):
         if geometry not in GEOMETRIES:
             raise ValueError(f"unknown geometry {geometry!r}; known: {', '.join(GEOMETRIES)}")
         super().__init__(rectify)
         model, self.net_cfg = load_trace_net(checkpoint)
         self.model = inference_copy(model)
         self.geometry, self.threads = geometry, threads
+        self.ink = TraceReadConfig() if ink is None else ink
         self._last: tuple | None = None   # ((id, shape) of the page, its probability)
 
     def probability(self, upright: np.ndarray) -> np.ndarray:
@@ -52,11 +72,18 @@ class TraceNetDigitizer(RectifiedDigitizer):
             self._last = ((id(upright), upright.shape), trace_probability(self.model, upright, self.net_cfg))
         return self._last[1]
 
-    def ink_hooks(self) -> tuple:
-        threshold = self.net_cfg.threshold
-
+    def ink_hooks(self, options: ReadOptions, flat: bool = True) -> tuple:
+        """``(ink_mask, coverage)`` for the reader: the network's ink, voted with the
+        colour rules' ink of a ``flat`` page (``darkness_ink``) or a straightened one
+        (``remove_grid``) where they found a grid, and alone where the grid is as dark as
+        the trace or was not found."""
         def ink_mask(upright, dark, grid):
-            return self.probability(upright) > threshold
+            net = self.probability(upright) > self.ink.threshold
+            if not grid.found:
+                return net
+            base = (darkness_ink(dark, grid, self.cfg, options.preprocess.trace_darkness) if flat
+                    else pp.remove_grid(upright, grid, dark=dark, cfg=options.preprocess))
+            return net if base is None else voted_ink(base, net, self.ink.vote_share)
 
         def coverage(upright, dark, mask):
             return self.probability(upright)
@@ -66,41 +93,53 @@ class TraceNetDigitizer(RectifiedDigitizer):
     def read_as_given(self, image: np.ndarray, options: ReadOptions) -> Reading:
         """The classical deskew and perspective, then the network's ink."""
         upright, skew, dark = pp.straighten(image, cfg=options.preprocess, paper=options.paper)
-        ink_mask, coverage = self.ink_hooks()
+        ink_mask, coverage = self.ink_hooks(options, flat=False)
         return digitize_straightened(upright, skew, dark, options.layout, options.fs,
                                      options.duration_s, options.paper, options.preprocess,
                                      ink_mask=ink_mask, coverage=coverage)
 
-    def _straightened(self, image: np.ndarray, options: ReadOptions) -> Reading | Exception:
-        """The straightened reading; where the colour rules found no grid (a black-grid copy:
-        no scale, so the page may be refused) and ``geometry="auto"``, the refusal or the
-        gridless reading is returned as an exception, for the flattening (whose lattice gives
-        the scale) to try instead."""
-        try:
-            reading = self.read_as_given(image, options)
-        except ValueError as exc:               # EcgnbError refusals are ValueErrors
-            if self.geometry != "auto":
-                raise
-            return exc
-        if self.geometry == "auto" and not reading.grid.found:
-            return ValueError("no grid found on the straightened page")
-        return reading
+    def _auto(self, image: np.ndarray, options: ReadOptions) -> tuple[Reading, str, list[dict]]:
+        """The likelier geometry first (flatten where a page outline stands out against a
+        background, as in a photo; else straighten), kept when credible; else also the other,
+        the more credible kept (the first unless the other is clearly better)."""
+        order = ("flatten", "straighten") if find_page(image, self.cfg) is not None \
+            else ("straighten", "flatten")
+        tried, readings, first_error = [], {}, None
+        for geometry in order:
+            try:
+                reading = (self.read_as_given(image, options) if geometry == "straighten"
+                           else super().read(image, options))
+            except ValueError as exc:           # EcgnbError refusals are ValueErrors
+                first_error = first_error or exc
+                tried.append({"geometry": geometry, "error": str(exc)})
+                continue
+            verdict = orient.judge(reading)
+            tried.append({"geometry": geometry, **verdict})
+            penalty = orient.PREFER_AS_GIVEN if geometry != order[0] else 0.0
+            readings[geometry] = (reading, verdict["score"] - penalty)
+            if reading.grid.found and verdict["confidence"] >= LAYOUT_CONFIDENCE_MIN \
+                    and (verdict["consistency"] or 0.0) >= orient.ACCEPT_CONSISTENCY:
+                break
+        if not readings:
+            raise first_error
+        best = max(readings, key=lambda g: readings[g][1])
+        return readings[best][0], best, tried
 
     def read(self, image: np.ndarray, options: ReadOptions = ReadOptions()) -> Reading:
         """Digitize one RGB page ``(H, W, 3)`` uint8: ``(round(fs * duration_s), 12)`` mV."""
         check_rgb(image)
+        tried = None
         try:
-            geometry = self.geometry
-            if geometry == "auto":
-                geometry = "flatten" if find_page(image, self.cfg) is not None else "straighten"
-            if geometry == "flatten":
-                reading = super().read(image, options)
+            if self.geometry == "auto":
+                reading, geometry, tried = self._auto(image, options)
+            elif self.geometry == "flatten":
+                reading, geometry = super().read(image, options), "flatten"
             else:
-                reading = self._straightened(image, options)
-                if isinstance(reading, Exception):
-                    geometry, reading = "flatten", super().read(image, options)
+                reading, geometry = self.read_as_given(image, options), "straighten"
         finally:
             self._last = None          # a page's probability is not kept past its reading
         reading.method = self.name
         reading.extra["geometry"] = geometry
+        if tried is not None:
+            reading.extra["geometries"] = tried
         return reading

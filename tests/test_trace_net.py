@@ -133,6 +133,20 @@ def test_the_reader_checks_its_geometry_setting():
         TraceNetDigitizer(geometry="curved")
 
 
+def test_voted_ink_keeps_whole_blobs_the_network_marks_in_part():
+    from ecgnb.trace_reader import voted_ink
+
+    base = np.zeros((6, 20), bool)
+    base[1, 0:10] = True          # a trace blob: the network marks 3 of its 10 px
+    base[4, 0:10] = True          # a label blob: the network marks none of it
+    net = np.zeros_like(base)
+    net[1, 0:3] = True
+    net[5, 15] = True             # network-only ink stays
+    ink = voted_ink(base, net, share=0.25)
+    assert ink[1, :10].all() and not ink[4].any() and ink[5, 15]
+    assert not voted_ink(base, net, share=0.5)[1, 3:10].any()   # too little of it marked
+
+
 @pytest.mark.skipif(not DEFAULT_CHECKPOINT.exists(), reason=f"{DEFAULT_CHECKPOINT} not committed")
 def test_the_committed_network_reads_a_clean_page_and_a_black_grid_copy(rendered):
     from ecgnb import digitize
