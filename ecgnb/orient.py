@@ -68,34 +68,49 @@ def turned(image: np.ndarray, deg: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, (deg // 90) % 4)) if deg % 360 else image
 
 
+def most_credible(attempts, label: str, later_errors: type | tuple = ValueError
+                  ) -> tuple[Reading, object, list[dict]]:
+    """``(reading, key, tried)``: the most credible of ``attempts``, ``(key, read)`` pairs with
+    ``read() -> Reading``, the likeliest first.
+
+    The first attempt's reading is kept at once when it is confident (``LAYOUT_CONFIDENCE_MIN``)
+    and consistent (``ACCEPT_CONSISTENCY``); otherwise every attempt is read and the best
+    ``judge`` score kept, the first unless another beats it by ``PREFER_AS_GIVEN``. ``tried``
+    holds each attempt's verdict (or its error) under ``label``. Refusals (``ValueError``) of
+    the first attempt and ``later_errors`` of the others are recorded, not raised; if none
+    reads, the first error is raised.
+    """
+    tried, readings, first_error = [], {}, None
+    for i, (key, read) in enumerate(attempts):
+        try:
+            reading = read()
+        except (ValueError if i == 0 else later_errors) as exc:
+            first_error = first_error or exc
+            tried.append({label: key, "error": str(exc)})
+            continue
+        verdict = judge(reading)
+        tried.append({label: key, **verdict})
+        readings[key] = (reading, verdict["score"] - (PREFER_AS_GIVEN if i else 0.0))
+        if i == 0 and verdict["confidence"] >= LAYOUT_CONFIDENCE_MIN \
+                and (verdict["consistency"] or 0.0) >= ACCEPT_CONSISTENCY:
+            break
+    if not readings:
+        raise first_error
+    best = max(readings, key=lambda k: readings[k][1])
+    return readings[best][0], best, tried
+
+
 def read_upright(reader, image: np.ndarray, options: ReadOptions,
                  rotate: str | int = "auto") -> tuple[Reading, int, list[dict]]:
     """``(reading, rotated_deg, tried)``: ``image`` read the way up that reads best.
 
     ``rotate`` a number of degrees reads the page turned by it, once. ``"auto"`` reads it as
-    given and keeps that when it is confident (``LAYOUT_CONFIDENCE_MIN``) and consistent
-    (``ACCEPT_CONSISTENCY``); otherwise also turned by 90, 180 and 270 degrees, keeping the best
-    score (as given unless a turn beats it by ``PREFER_AS_GIVEN``). ``tried`` holds each turn's
-    ``judge`` (or its error). If no turn can be read, the first turn's error is raised.
+    given and keeps that when it is confident and consistent; otherwise also turned by 90, 180
+    and 270 degrees, keeping the most credible (``most_credible``). ``tried`` holds each turn's
+    ``judge`` (or its error). If no turn can be read, the first turn's error is raised; on a
+    turned page any failure counts as a refusal, on the page as given only a refusal does (a
+    bug there is shown).
     """
     turns = ROTATIONS if rotate == "auto" else (int(rotate) % 360,)
-    tried, readings, first_error = [], {}, None
-    for deg in turns:
-        try:
-            reading = reader.read(turned(image, deg), options)
-        except Exception as exc:  # a refusal (EcgnbError); on a turned page, any failure
-            if deg == turns[0] and not isinstance(exc, ValueError):
-                raise                                      # a bug on the page as given: show it
-            first_error = first_error or exc
-            tried.append({"rotated_deg": deg, "error": str(exc)})
-            continue
-        verdict = judge(reading)
-        tried.append({"rotated_deg": deg, **verdict})
-        readings[deg] = (reading, verdict["score"])
-        if deg == 0 and len(turns) > 1 and verdict["confidence"] >= LAYOUT_CONFIDENCE_MIN \
-                and (verdict["consistency"] or 0.0) >= ACCEPT_CONSISTENCY:
-            break
-    if not readings:
-        raise first_error
-    best = max(readings, key=lambda d: readings[d][1] - (PREFER_AS_GIVEN if d != turns[0] else 0))
-    return readings[best][0], best, tried
+    attempts = [(deg, lambda deg=deg: reader.read(turned(image, deg), options)) for deg in turns]
+    return most_credible(attempts, "rotated_deg", later_errors=Exception)

@@ -19,7 +19,7 @@ from . import orient
 from .config import RectifyConfig
 from .digitize import digitize_image, digitize_straightened
 from .grid import GridInfo, channel_min, darkness, detect_grid
-from .reading import LAYOUT_CONFIDENCE_MIN, Reading, ReadOptions
+from .reading import Reading, ReadOptions
 from .rectify import FlatPage, flatten
 
 
@@ -209,22 +209,8 @@ class RectifiedDigitizer:
 
     def _upright(self, flat: FlatPage, options: ReadOptions) -> tuple[Reading, int, list[dict]]:
         """Read as flattened; where that is doubtful also turned by 180 deg, keep the more
-        credible (``orient.judge``; as flattened unless the turn is clearly better)."""
-        tried, readings, first_error = [], {}, None
-        for turn in (0, 180):
-            try:
-                reading = read_flat(flat, options, self.cfg, turn, *self.ink_hooks(options))
-            except ValueError as exc:           # EcgnbError refusals are ValueErrors
-                first_error = first_error or exc
-                tried.append({"rotated_deg": turn, "error": str(exc)})
-                continue
-            verdict = orient.judge(reading)
-            tried.append({"rotated_deg": turn, **verdict})
-            readings[turn] = (reading, verdict["score"] - (orient.PREFER_AS_GIVEN if turn else 0))
-            if turn == 0 and verdict["confidence"] >= LAYOUT_CONFIDENCE_MIN \
-                    and (verdict["consistency"] or 0.0) >= orient.ACCEPT_CONSISTENCY:
-                break
-        if not readings:
-            raise first_error
-        best = max(readings, key=lambda t: readings[t][1])
-        return readings[best][0], best, tried
+        credible (``orient.most_credible``; as flattened unless the turn is clearly better)."""
+        hooks = self.ink_hooks(options)
+        attempts = [(turn, lambda turn=turn: read_flat(flat, options, self.cfg, turn, *hooks))
+                    for turn in (0, 180)]
+        return orient.most_credible(attempts, "rotated_deg")

@@ -27,7 +27,7 @@ from . import preprocess as pp
 from .config import RectifyConfig, TraceReadConfig
 from .digitize import digitize_straightened
 from .io import check_rgb
-from .reading import LAYOUT_CONFIDENCE_MIN, Reading, ReadOptions
+from .reading import Reading, ReadOptions
 from .rectified import RectifiedDigitizer, darkness_ink
 from .rectify import find_page
 from .trace_net import inference_copy, load_trace_net, trace_probability
@@ -104,26 +104,9 @@ class TraceNetDigitizer(RectifiedDigitizer):
         the more credible kept (the first unless the other is clearly better)."""
         order = ("flatten", "straighten") if find_page(image, self.cfg) is not None \
             else ("straighten", "flatten")
-        tried, readings, first_error = [], {}, None
-        for geometry in order:
-            try:
-                reading = (self.read_as_given(image, options) if geometry == "straighten"
-                           else super().read(image, options))
-            except ValueError as exc:           # EcgnbError refusals are ValueErrors
-                first_error = first_error or exc
-                tried.append({"geometry": geometry, "error": str(exc)})
-                continue
-            verdict = orient.judge(reading)
-            tried.append({"geometry": geometry, **verdict})
-            penalty = orient.PREFER_AS_GIVEN if geometry != order[0] else 0.0
-            readings[geometry] = (reading, verdict["score"] - penalty)
-            if reading.grid.found and verdict["confidence"] >= LAYOUT_CONFIDENCE_MIN \
-                    and (verdict["consistency"] or 0.0) >= orient.ACCEPT_CONSISTENCY:
-                break
-        if not readings:
-            raise first_error
-        best = max(readings, key=lambda g: readings[g][1])
-        return readings[best][0], best, tried
+        reads = {"straighten": lambda: self.read_as_given(image, options),
+                 "flatten": lambda: super(TraceNetDigitizer, self).read(image, options)}
+        return orient.most_credible([(g, reads[g]) for g in order], "geometry")
 
     def read(self, image: np.ndarray, options: ReadOptions = ReadOptions()) -> Reading:
         """Digitize one RGB page ``(H, W, 3)`` uint8: ``(round(fs * duration_s), 12)`` mV."""
