@@ -93,10 +93,18 @@ def test_quick_tables_reproduce_the_committed_ones(quick_01):
     manifest = _committed("reports/quick/manifest.json")
     if manifest is None:
         pytest.skip("no committed reports/quick/manifest.json to compare with (not a git checkout?)")
-    made_on = json.loads(manifest).get("machine")
+    made = json.loads(manifest)
+    made_on = made.get("machine")
     if made_on != pipeline.machine_id():
         pytest.skip(f"the committed tables were made on another machine ({made_on}); "
                     f"this is {pipeline.machine_id()}")
+    # Another OpenCV draws and resamples pages a little differently: the tables then move in
+    # the 2nd decimal, which says nothing about our code.
+    ours = pipeline.package_versions()
+    other = {k: (v, ours.get(k)) for k, v in (made.get("packages") or {}).items() if ours.get(k) != v}
+    if other:
+        pytest.skip("the committed tables were made with other package versions: "
+                    + ", ".join(f"{k} {a} (here {b})" for k, (a, b) in sorted(other.items())))
     compared = 0
     for path in sorted(paths.report_dir("quick").glob("0*_*.csv")):
         rel = f"reports/quick/{path.name}"
