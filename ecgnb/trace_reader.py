@@ -2,14 +2,16 @@
 
 The page is made upright as the classical digitizer does (``geometry="straighten"``: deskew and
 the grid's own perspective) or flattened as the rectified method does (``"flatten"``: photos
-and bent paper); ``"auto"`` (the default) straightens first and keeps that reading when it is
-confident and its limb leads agree (``ecgnb.orient.judge``), else also flattens and keeps the
-more credible of the two (the straightened one unless the flattened one is clearly better).
+and bent paper); ``"auto"`` (the default) reads first the way the page suggests (flattened
+where a page outline stands out against a background, as in a photo; else straightened) and
+keeps that reading when it is confident and its limb leads agree, else also reads it the other
+way and keeps the more credible of the two (``ecgnb.orient.most_credible``).
 
-The ink is the network's (probability above ``TraceReadConfig.threshold``), joined by every blob of the colour rules' ink that the network marks in part
-(``voted_ink``): a trace's flat stretch lying on a grid line, which a network that has learnt
-"long straight lines are grid" may drop, is kept with the rest of its blob, and labels, text and
-grid the network rejects go. Where the colour rules see no grid (a black-grid copy) the
+The ink is the network's (probability above ``TraceReadConfig.threshold``), joined by every
+blob of the colour rules' ink that the network marks in part (``voted_ink``): a trace's flat
+stretch lying on a grid line, which a network that has learnt "long straight lines are grid"
+may drop, is kept with the rest of its blob, and labels, text and grid the network rejects go.
+Where the colour rules see no grid, or a grid as dark as the trace (a black-grid copy), the
 network's ink is used alone. The probability is each pixel's ink coverage, from which the
 classical reader's column-by-column path and its sub-pixel centres and edges are read
 (``ecgnb.digitize``). Layout, 0 mV lines and time axes come from that mask.
