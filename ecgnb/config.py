@@ -340,9 +340,6 @@ class TraceReadConfig:
     vote_share: float = 0.1           # share of a colour-rule ink blob the network must mark for
                                       # the whole blob to be kept (its stretches on grid lines too)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 # Named sizes of the trace network's training: "quick" proves the chain in seconds (tests, CI);
 # "reference" is the committed models/trace_net.pt (about 30 min on 2 idle CPU cores).
