@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = dataclasses.replace(cfg, time_budget_s=args.budget_s)
     run_dir = args.run_dir or paths.models_dir(args.profile) / "trace_net"
     t0 = time.monotonic()
-    train = load_pages(args.profile, "train", args.train_limit, progress=True)
-    val = load_pages(args.profile, "val", cfg.val_pages, progress=True)
+    train = load_pages(args.profile, "train", args.train_limit, progress=True, soft=cfg.soft_target)
+    val = load_pages(args.profile, "val", cfg.val_pages, progress=True, soft=cfg.soft_target)
     print(f"{len(train)} train and {len(val)} val pages loaded in {time.monotonic() - t0:.0f} s")
     row = train_trace_net(train, val, cfg, run_dir, resume=not args.fresh)
     print(f"finished at step {row.get('step')}: val F1 {row.get('val_f1', float('nan')):.3f}")

@@ -4,8 +4,9 @@ A compact U-Net (``TraceUNet``), fully convolutional, run on the whole page at i
 resolution (200 dpi, ~7.9 px/mm in both directions: no downsampling before it). It learns what
 the colour rules of ``ecgnb.grid`` cannot: a trace from grid lines of the same colour (black and
 white copies, grey or dim grids), from printed text and from handwriting. Its target
-(``trace_target``) is the pen's exact footprint on the page, drawn from the renderer's truth:
-every lead's trace, the calibration pulses and the separator ticks, not the labels or header.
+is the pen's exact coverage of each pixel (``trace_coverage``; or its 0/1 footprint,
+``trace_target``), drawn from the renderer's truth: every lead's trace, the calibration pulses
+and the separator ticks, not the labels or header.
 
 Training is ``ecgnb.trace_train``; the digitizer that reads a page with it is
 ``ecgnb.trace_reader``. Checkpoints hold the network's ``TraceNetConfig``.
@@ -68,6 +69,32 @@ def trace_target(truth: dict, shape: tuple[int, int] | None = None) -> np.ndarra
     cv2.polylines(out, [_fixed(p) for p in trace_polylines(truth)], False, 1, pen_px(truth),
                   cv2.LINE_8, _SHIFT)
     return out
+
+
+def trace_coverage(truth: dict, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """``(H, W)`` uint8, the share of each pixel the pen covered on the page of ``truth``, in
+    1/255: the trace drawn anti-aliased with the renderer's own pen, so a pixel half under the
+    pen's edge is ~128. Its sub-pixel edges are what a reader needs to place a flat stretch
+    to a fraction of a pixel; the 0/1 footprint of ``trace_target`` only to the nearest pixel."""
+    h, w = shape or tuple(truth["image_size"])
+    out = np.zeros((h, w), np.uint8)
+    cv2.polylines(out, [_fixed(p) for p in trace_polylines(truth)], False, 255, pen_px(truth),
+                  cv2.LINE_AA, _SHIFT)
+    return out
+
+
+def coverage_from_probability(prob: np.ndarray, cfg: TraceNetConfig) -> np.ndarray:
+    """The pen's coverage (0..1) of each pixel, from a network's ``prob``.
+
+    A network trained on coverage (``cfg.soft_target``) with trace pixels weighted by
+    ``w = cfg.pos_weight`` in its BCE learns ``p = w c / (w c + 1 - c)`` for a pixel of
+    coverage ``c``; this undoes that. A network trained on the 0/1 footprint gives its
+    probability as it is.
+    """
+    if not cfg.soft_target:
+        return prob
+    w = cfg.pos_weight
+    return (prob / np.maximum(w - (w - 1.0) * prob, 1e-6)).astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------------
@@ -208,6 +235,7 @@ def load_trace_net(checkpoint: str | Path | None = None) -> tuple[TraceUNet, Tra
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     fields = dict(ckpt["config"])
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+    fields.setdefault("soft_target", False)     # checkpoints older than the field learnt the footprint
     cfg = TraceNetConfig(**fields)
     model = make_model(cfg)
     model.load_state_dict(ckpt["model"])

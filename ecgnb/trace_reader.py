@@ -12,9 +12,9 @@ blob of the colour rules' ink that the network marks in part (``voted_ink``): a 
 stretch lying on a grid line, which a network that has learnt "long straight lines are grid"
 may drop, is kept with the rest of its blob, and labels, text and grid the network rejects go.
 Where the colour rules see no grid, or a grid as dark as the trace (a black-grid copy), the
-network's ink is used alone. The probability is each pixel's ink coverage, from which the
-classical reader's column-by-column path and its sub-pixel centres and edges are read
-(``ecgnb.digitize``). Layout, 0 mV lines and time axes come from that mask.
+network's ink is used alone. The network estimates how much of each pixel the pen covers
+(``trace_net.coverage_from_probability``), from which the classical reader's column-by-column
+path and its sub-pixel centres and edges are read (``ecgnb.digitize``). Layout, 0 mV lines and time axes come from that mask.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from .io import check_rgb
 from .reading import Reading, ReadOptions
 from .rectified import RectifiedDigitizer, darkness_ink
 from .rectify import find_page
-from .trace_net import inference_copy, load_trace_net, trace_probability
+from .trace_net import coverage_from_probability, inference_copy, load_trace_net, trace_probability
 
 
 def voted_ink(base: np.ndarray, net: np.ndarray, share: float) -> np.ndarray:
@@ -88,7 +88,7 @@ class TraceNetDigitizer(RectifiedDigitizer):
             return net if base is None else voted_ink(base, net, self.ink.vote_share)
 
         def coverage(upright, dark, mask):
-            return self.probability(upright)
+            return coverage_from_probability(self.probability(upright), self.net_cfg)
 
         return ink_mask, coverage
 

@@ -4,7 +4,8 @@ Patches of ``TraceNetConfig.patch_px`` are cut from the train split's pages (mos
 trace ink), rescaled a little (pages are not always exactly 200 dpi) and given a random look
 (``random_look``): any grid hue, grey or black-and-white copies, contrast, shading, blur, noise
 and JPEG, on top of the severity artefacts the pages already carry. The target is the pen's
-footprint (``trace_net.trace_target``). Loss: class-weighted BCE plus soft Dice.
+coverage of each pixel (``trace_net.trace_coverage``; its 0/1 footprint where
+``TraceNetConfig.soft_target`` is off). Loss: class-weighted BCE plus soft Dice.
 
 ``train_trace_net`` runs for ``steps`` or ``time_budget_s``, validates on fixed val-split
 patches every ``val_every`` steps, and keeps ``last.pt`` (resumable, sampler state included)
@@ -26,7 +27,7 @@ from . import io, paths
 from .config import TraceNetConfig
 from .dataset import load_index
 from .errors import MissingInputError
-from .trace_net import make_model, to_input, trace_target
+from .trace_net import make_model, to_input, trace_coverage, trace_target
 from .augment import _hue_rotation
 from .train import save_atomic, write_log
 
@@ -40,18 +41,26 @@ LOG_COLUMNS = ("step", "seconds", "lr", "train_loss", "val_loss", "val_f1", "val
 
 @dataclass
 class TrainPage:
-    """One rendered page in memory: RGB ``image`` uint8, ``target`` uint8 0/1, trace pixel indices."""
+    """One rendered page in memory: RGB ``image`` uint8, ``target`` the pen's coverage of each
+    pixel (uint8, in 1/255), trace pixel indices."""
 
     name: str
     image: np.ndarray
     target: np.ndarray
-    ink: np.ndarray           # flat indices of target pixels (patch centres on the trace)
+    ink: np.ndarray           # flat indices of pixels at least half inked (patch centres)
+
+
+def train_page(name: str, image: np.ndarray, truth: dict, soft: bool = True) -> TrainPage:
+    """A ``TrainPage`` of a rendered page and its truth: the target is the pen's anti-aliased
+    coverage (``soft``) or its 0/1 footprint (as 0/255)."""
+    target = trace_coverage(truth, image.shape[:2]) if soft else trace_target(truth, image.shape[:2]) * 255
+    return TrainPage(name, image, target, np.flatnonzero(target >= 128))
 
 
 def load_pages(profile: str, split: str, limit: int | None = None, data_dir: Path | None = None,
-               progress: bool = False) -> list[TrainPage]:
+               progress: bool = False, soft: bool = True) -> list[TrainPage]:
     """The ``split`` pages of a built dataset with their trace targets (``limit`` of them,
-    spread evenly over the index)."""
+    spread evenly over the index; ``soft``: see ``train_page``)."""
     root = Path(data_dir or paths.data_dir(profile))
     index = load_index(profile, root)
     rows = index[index["split"] == split]
@@ -64,8 +73,7 @@ def load_pages(profile: str, split: str, limit: int | None = None, data_dir: Pat
         rel = Path(row.path)
         image = io.read_image(root / rel.parent / f"{rel.name}.png")
         truth = io.read_json(root / rel.parent / f"{rel.name}.json")
-        target = trace_target(truth, image.shape[:2])
-        pages.append(TrainPage(row.page, image, target, np.flatnonzero(target)))
+        pages.append(train_page(row.page, image, truth, soft))
         if progress and (k % 50 == 0 or k == len(rows)):
             print(f"  loaded {k}/{len(rows)} {split} pages", flush=True)
     return pages
@@ -127,7 +135,8 @@ def _copy_look(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 class PatchSampler:
-    """Random ``(patch RGB uint8, target uint8)`` pairs from ``pages``; its state can be saved."""
+    """Random ``(patch RGB uint8, target float32 0..1)`` pairs from ``pages`` (the target is
+    the pen's coverage, or with ``cfg.soft_target`` off its 0/1 footprint); its state can be saved."""
 
     def __init__(self, pages: list[TrainPage], cfg: TraceNetConfig, seed: int, look: bool = True):
         self.pages, self.cfg, self.look = pages, cfg, look
@@ -148,11 +157,13 @@ class PatchSampler:
         m = np.array([[1 / scale, 0, cx - side / 2], [0, 1 / scale, cy - side / 2]], np.float32)
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         patch = cv2.warpAffine(page.image, m, (n, n), flags=flags, borderMode=cv2.BORDER_REPLICATE)
-        target = cv2.warpAffine(page.target.astype(np.float32), m, (n, n), flags=flags,
+        target = cv2.warpAffine(page.target.astype(np.float32) / 255.0, m, (n, n), flags=flags,
                                 borderMode=cv2.BORDER_CONSTANT)
         if self.look:
             patch = random_look(patch, rng)
-        return patch, (target > 0.35).astype(np.uint8)
+        if not self.cfg.soft_target:
+            target = (target > 0.35).astype(np.float32)
+        return patch, target
 
     def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         pairs = [self.one() for _ in range(size)]
@@ -177,13 +188,14 @@ def trace_loss(logits: torch.Tensor, target: torch.Tensor, pos_weight: float) ->
 @torch.no_grad()
 def score(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TraceNetConfig,
           chunk: int = 16) -> dict:
-    """Loss, F1, precision and recall of trace pixels at ``cfg.threshold`` on a fixed set."""
+    """Loss, F1, precision and recall of trace pixels (pixels at least half inked) at
+    ``cfg.threshold`` on a fixed set."""
     model.eval()
     loss, tp, fp, fn = 0.0, 0.0, 0.0, 0.0
     for i in range(0, len(x), chunk):
         logits = model(x[i:i + chunk])
-        t = y[i:i + chunk]
-        loss += float(trace_loss(logits, t, cfg.pos_weight)) * len(t)
+        loss += float(trace_loss(logits, y[i:i + chunk], cfg.pos_weight)) * len(logits)
+        t = (y[i:i + chunk] >= 0.5).float()        # a pixel at least half under the pen is trace
         pred = (torch.sigmoid(logits) > cfg.threshold).float()
         tp += float((pred * t).sum())
         fp += float((pred * (1 - t)).sum())

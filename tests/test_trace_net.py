@@ -6,14 +6,16 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from conftest import ecg_like
 
 from ecgnb import render
 from ecgnb.config import PaperConfig, TraceNetConfig
-from ecgnb.trace_net import (DEFAULT_CHECKPOINT, TraceUNet, _spans, inference_copy, load_trace_net, preset, trace_polylines,
+from ecgnb.trace_net import (DEFAULT_CHECKPOINT, TraceUNet, _spans, coverage_from_probability, inference_copy,
+                             load_trace_net, preset, trace_coverage, trace_polylines,
                              trace_probability, trace_target)
-from ecgnb.trace_train import PatchSampler, TrainPage, _hue_rotate, random_look, train_trace_net
+from ecgnb.trace_train import PatchSampler, _hue_rotate, random_look, score, train_page, train_trace_net
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +40,45 @@ def test_target_covers_every_trace_sample_and_no_label(rendered):
     # Pulses and separator ticks are trace ink too: one polyline per panel, pulse and tick.
     n_ticks = sum(p["col"] > 0 for p in truth["panels"])
     assert len(trace_polylines(truth)) == len(truth["panels"]) + len(truth["calibration"]) + n_ticks
+
+
+def _centre_errors(truth, ink: np.ndarray) -> np.ndarray:
+    """Ink-weighted vertical centre minus the true trace (px) on flat stretches at whole-pixel x."""
+    out = []
+    for p in truth["panels"]:
+        tr = np.asarray(p["trace"])
+        for k in range(2, len(tr) - 2):
+            x, y = tr[k]
+            if abs(x - round(x)) > 0.1 or abs(tr[k + 2, 1] - tr[k - 2, 1]) > 0.3:
+                continue
+            rows = np.arange(int(round(y)) - 5, int(round(y)) + 6)
+            col = ink[rows, int(round(x))].astype(float)
+            out.append((col * rows).sum() / col.sum() - y)
+    return np.abs(out)
+
+
+def test_coverage_is_the_pens_anti_aliased_ink_and_places_it_sub_pixel(rendered):
+    image, truth = rendered
+    cov, foot = trace_coverage(truth), trace_target(truth)
+    assert cov.dtype == np.uint8 and cov.shape == foot.shape
+    # The same pen as the footprint, with partly covered pixels at its edges.
+    assert ((cov >= 128) == (foot > 0)).mean() > 0.98
+    assert ((cov > 0) & (cov < 255)).sum() > 0.3 * (foot > 0).sum()
+    grey = image.mean(axis=2)
+    assert np.median(grey[cov == 255]) < np.median(grey[(cov > 30) & (cov < 128)]) < np.median(grey)
+    # Its weighted centre finds a flat stretch to a fraction of a pixel, better than whole pixels.
+    e_cov, e_foot = _centre_errors(truth, cov), _centre_errors(truth, foot)
+    assert len(e_cov) > 500
+    assert np.quantile(e_cov, 0.9) < 0.25 and np.quantile(e_cov, 0.9) < 0.7 * np.quantile(e_foot, 0.9)
+
+
+def test_coverage_from_probability_undoes_the_trace_weight():
+    c = np.linspace(0, 1, 11, dtype=np.float32)
+    soft = TraceNetConfig(pos_weight=3.0, soft_target=True)
+    p = 3 * c / (3 * c + 1 - c)                 # what weighted BCE learns for coverage c
+    np.testing.assert_allclose(coverage_from_probability(p, soft), c, atol=1e-6)
+    footprint = TraceNetConfig(soft_target=False)
+    np.testing.assert_array_equal(coverage_from_probability(p, footprint), p)
 
 
 @pytest.mark.parametrize("n, tile, overlap", [(100, 200, 10), (1000, 256, 24), (257, 128, 16)])
@@ -82,21 +123,30 @@ def test_random_look_changes_the_look_not_the_shape(rendered):
 
 def test_patches_are_centred_on_the_trace_they_mark(rendered):
     image, truth = rendered
-    target = trace_target(truth)
-    page = TrainPage("p", image, target, np.flatnonzero(target))
     cfg = dataclasses.replace(TraceNetConfig(), patch_px=64, on_trace=1.0, scale_range=(1.0, 1.0))
-    sampler = PatchSampler([page], cfg, seed=1, look=False)
-    for _ in range(10):
-        patch, t = sampler.one()
-        assert t[28:36, 28:36].any()                  # the centre pixel's trace is in the target
-        grey = patch.mean(axis=2)
-        assert grey[t > 0].mean() < grey[t == 0].mean() - 40
+    for soft in (True, False):
+        page = train_page("p", image, truth, soft)
+        sampler = PatchSampler([page], dataclasses.replace(cfg, soft_target=soft), seed=1, look=False)
+        for _ in range(10):
+            patch, t = sampler.one()
+            assert t.dtype == np.float32 and 0 <= t.min() and t.max() <= 1
+            assert (t[28:36, 28:36] >= 0.5).any()     # the centre pixel's trace is in the target
+            grey = patch.mean(axis=2)
+            assert grey[t >= 0.5].mean() < grey[t == 0].mean() - 40
+            # Soft: partly covered edge pixels; footprint: 0 or 1 only.
+            assert ((t > 0.05) & (t < 0.95)).any() == soft
+
+
+def test_val_scores_count_half_inked_pixels_as_trace():
+    y = torch.tensor([0.0, 0.3, 0.6, 1.0]).reshape(1, 1, 2, 2)
+    perfect = torch.logit(torch.tensor([0.01, 0.01, 0.99, 0.99])).reshape(1, 1, 2, 2)
+    s = score(nn.Identity(), perfect, y, TraceNetConfig())
+    assert s["val_f1"] == pytest.approx(1.0)
 
 
 def test_training_resumes_exactly_where_it_stopped(rendered, tmp_path):
     image, truth = rendered
-    target = trace_target(truth)
-    pages = [TrainPage("p", image, target, np.flatnonzero(target))]
+    pages = [train_page("p", image, truth)]
     cfg = dataclasses.replace(preset("quick"), val_every=100, threads=1)
     train_trace_net(pages, pages, cfg, tmp_path / "once")
     stop_each_step = dataclasses.replace(cfg, time_budget_s=0.0)    # a runtime setting
@@ -108,7 +158,13 @@ def test_training_resumes_exactly_where_it_stopped(rendered, tmp_path):
     for k in a:
         torch.testing.assert_close(a[k], b[k], msg=k)
     model, loaded_cfg = load_trace_net(tmp_path / "once" / "best.pt")
-    assert loaded_cfg.widths == cfg.widths and isinstance(model, TraceUNet)
+    assert loaded_cfg == dataclasses.replace(cfg, time_budget_s=loaded_cfg.time_budget_s)
+    assert isinstance(model, TraceUNet)
+    # A checkpoint older than ``soft_target`` was trained on the footprint.
+    old = torch.load(tmp_path / "once" / "best.pt", weights_only=False)
+    del old["config"]["soft_target"]
+    torch.save(old, tmp_path / "old.pt")
+    assert load_trace_net(tmp_path / "old.pt")[1].soft_target is False
     with pytest.raises(ValueError, match="other settings"):
         train_trace_net(pages, pages, dataclasses.replace(cfg, lr=1e-2), tmp_path / "once")
 
