@@ -19,6 +19,7 @@ from . import preprocess as pp
 from .config import PaperConfig, PreprocessConfig
 from .io import check_rgb
 from .leads import LEAD_INDEX, LEAD_NAMES
+from .orient import lead_consistency
 from .reading import Reading, ReadOptions, overlay
 
 EDGE_HOLD_S = 0.1     # s: at a panel's ends, samples this close to found ink repeat its value
@@ -345,29 +346,11 @@ def digitize_image(image: np.ndarray, layout: str = "3x4+1", fs: float = 500,
     return digitize_straightened(upright, skew, dark, layout, fs, duration_s, paper, cfg)
 
 
-def digitize_straightened(upright: np.ndarray, skew: float, dark: np.ndarray,
-                          layout: str = "3x4+1", fs: float = 500, duration_s: float = 10.0,
-                          paper: PaperConfig = PaperConfig(),
-                          cfg: PreprocessConfig | None = None, grid: pp.GridInfo | None = None,
-                          ink_mask=None, coverage=None) -> Reading:
-    """``digitize_image`` after ``preprocess.straighten`` (``upright``, ``skew`` deg, ``dark``),
-    for callers that need the straightened page's darkness too (``ecgnb.panels``).
-
-    A caller that knows more than the page's colours may pass the ``grid`` (else
-    ``detect_grid``) and ``ink_mask(upright, dark, grid) -> (H, W) bool`` (else the colour
-    separation ``remove_grid``); the mask is denoised either way (``ecgnb.rectified`` does both).
-    ``coverage(upright, dark, mask) -> (H, W)`` float 0..1 replaces ``ink_coverage`` (the share
-    of each pixel the pen covers; ``ecgnb.trace_reader`` passes its network's probability).
-    """
-    if grid is None:
-        grid = pp.detect_grid(upright, dark, cfg=cfg, paper=paper)
-    ink = (pp.remove_grid(upright, grid, dark=dark, cfg=cfg) if ink_mask is None
-           else ink_mask(upright, dark, grid))
-    mask = pp.denoise(ink, grid.px_per_mm, cfg=cfg)
-    lay = pp.detect_layout(mask, grid, layout, duration_s, strength=pp.grid_strength(dark, cfg=cfg),
-                           cfg=cfg, paper=paper)
-    pen = pen_width(mask, lay)
-    cover = ink_coverage(dark, mask) if coverage is None else coverage(upright, dark, mask)
+def read_traces(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, cover: np.ndarray,
+                fs: float, duration_s: float, paper: PaperConfig) -> tuple[np.ndarray, dict]:
+    """``(signal, traces)``: every panel of ``lay`` read from ``mask`` with pen coverage
+    ``cover`` (0..1 per px); ``signal`` is ``(round(fs * duration_s), 12)`` mV, NaN where no
+    panel shows a lead, ``traces`` the points found per panel index."""
     n = int(round(fs * duration_s))
     signal = np.full((n, len(LEAD_NAMES)), np.nan)
     traces = {}
@@ -383,8 +366,58 @@ def digitize_straightened(upright: np.ndarray, skew: float, dark: np.ndarray,
         target = idx[keep]
         fill = np.isnan(col[target])
         col[target[fill]] = mv[keep][fill]
+    return signal, traces
+
+
+def read_traces_choosing(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, covers,
+                         fs: float, duration_s: float, paper: PaperConfig) -> tuple[np.ndarray, dict, dict]:
+    """``read_traces`` with one coverage array, or with each of a ``{name: coverage}`` dict,
+    keeping the reading whose limb leads obey Einthoven's law best (``orient.lead_consistency``;
+    the first on a tie or where no relation can be judged). Different estimates of the pen's
+    coverage err on different pages (a network's saturates on clean prints, the darkness is
+    noisy on degraded ones), and the law tells which one read a page better without its truth.
+    ``extra`` names the coverage kept and each one's consistency (plain JSON; empty for one array)."""
+    if not isinstance(covers, dict):
+        return (*read_traces(mask, lay, grid, pen, covers, fs, duration_s, paper), {})
+    best, scores = None, {}
+    for name, cover in covers.items():
+        signal, traces = read_traces(mask, lay, grid, pen, cover, fs, duration_s, paper)
+        score = lead_consistency(signal, fs)
+        scores[name] = None if score is None else round(score, 4)
+        value = -np.inf if score is None else score
+        if best is None or value > best[0]:
+            best = (value, name, signal, traces)
+    return best[2], best[3], {"coverage": best[1], "coverage_consistency": scores}
+
+
+def digitize_straightened(upright: np.ndarray, skew: float, dark: np.ndarray,
+                          layout: str = "3x4+1", fs: float = 500, duration_s: float = 10.0,
+                          paper: PaperConfig = PaperConfig(),
+                          cfg: PreprocessConfig | None = None, grid: pp.GridInfo | None = None,
+                          ink_mask=None, coverage=None) -> Reading:
+    """``digitize_image`` after ``preprocess.straighten`` (``upright``, ``skew`` deg, ``dark``),
+    for callers that need the straightened page's darkness too (``ecgnb.panels``).
+
+    A caller that knows more than the page's colours may pass the ``grid`` (else
+    ``detect_grid``) and ``ink_mask(upright, dark, grid) -> (H, W) bool`` (else the colour
+    separation ``remove_grid``); the mask is denoised either way (``ecgnb.rectified`` does both).
+    ``coverage(upright, dark, mask) -> (H, W)`` float 0..1 replaces ``ink_coverage`` (the share
+    of each pixel the pen covers; ``ecgnb.trace_reader`` passes its network's estimate), or
+    returns ``{name: coverage}`` to read with each and keep the most consistent
+    (``read_traces_choosing``; its choice in ``Reading.extra``).
+    """
+    if grid is None:
+        grid = pp.detect_grid(upright, dark, cfg=cfg, paper=paper)
+    ink = (pp.remove_grid(upright, grid, dark=dark, cfg=cfg) if ink_mask is None
+           else ink_mask(upright, dark, grid))
+    mask = pp.denoise(ink, grid.px_per_mm, cfg=cfg)
+    lay = pp.detect_layout(mask, grid, layout, duration_s, strength=pp.grid_strength(dark, cfg=cfg),
+                           cfg=cfg, paper=paper)
+    pen = pen_width(mask, lay)
+    covers = ink_coverage(dark, mask) if coverage is None else coverage(upright, dark, mask)
+    signal, traces, extra = read_traces_choosing(mask, lay, grid, pen, covers, fs, duration_s, paper)
     return Reading(signal=signal, fs=float(fs), lead_names=LEAD_NAMES, method=ClassicalDigitizer.name,
-                   skew_deg=skew, grid=grid, layout=lay, upright=upright, traces=traces)
+                   skew_deg=skew, grid=grid, layout=lay, upright=upright, traces=traces, extra=extra)
 
 
 def steps(image: np.ndarray, layout: str = "3x4+1") -> list[tuple[np.ndarray, None, str]]:

@@ -14,7 +14,10 @@ may drop, is kept with the rest of its blob, and labels, text and grid the netwo
 Where the colour rules see no grid, or a grid as dark as the trace (a black-grid copy), the
 network's ink is used alone. The network estimates how much of each pixel the pen covers
 (``trace_net.coverage_from_probability``), from which the classical reader's column-by-column
-path and its sub-pixel centres and edges are read (``ecgnb.digitize``). Layout, 0 mV lines and time axes come from that mask.
+path and its sub-pixel centres and edges are read (``ecgnb.digitize``); by default the page is
+read out twice, with that coverage and with the page's own darkness inside the network's mask,
+and the reading whose limb leads obey Einthoven's law better is kept (``TraceReadConfig.coverage``).
+Layout, 0 mV lines and time axes come from that mask.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ import torch
 from . import orient
 from . import preprocess as pp
 from .config import RectifyConfig, TraceReadConfig
-from .digitize import digitize_straightened
+from .digitize import digitize_straightened, ink_coverage
 from .io import check_rgb
 from .reading import Reading, ReadOptions
 from .rectified import RectifiedDigitizer, darkness_ink
@@ -47,6 +50,7 @@ def voted_ink(base: np.ndarray, net: np.ndarray, share: float) -> np.ndarray:
 
 
 GEOMETRIES = ("auto", "straighten", "flatten")
+COVERAGES = ("choose", "network", "darkness")   # TraceReadConfig.coverage
 
 
 class TraceNetDigitizer(RectifiedDigitizer):
@@ -59,11 +63,13 @@ class TraceNetDigitizer(RectifiedDigitizer):
                  ink: TraceReadConfig | None = None):
         if geometry not in GEOMETRIES:
             raise ValueError(f"unknown geometry {geometry!r}; known: {', '.join(GEOMETRIES)}")
+        self.ink = TraceReadConfig() if ink is None else ink
+        if self.ink.coverage not in COVERAGES:
+            raise ValueError(f"unknown coverage {self.ink.coverage!r}; known: {', '.join(COVERAGES)}")
         super().__init__(rectify)
         model, self.net_cfg = load_trace_net(checkpoint)
         self.model = inference_copy(model)
         self.geometry, self.threads = geometry, threads
-        self.ink = TraceReadConfig() if ink is None else ink
         self._last: tuple | None = None   # ((id, shape) of the page, its probability)
 
     def probability(self, upright: np.ndarray) -> np.ndarray:
@@ -88,7 +94,11 @@ class TraceNetDigitizer(RectifiedDigitizer):
             return net if base is None else voted_ink(base, net, self.ink.vote_share)
 
         def coverage(upright, dark, mask):
-            return coverage_from_probability(self.probability(upright), self.net_cfg)
+            found = {"darkness": lambda: ink_coverage(dark, mask),
+                     "network": lambda: coverage_from_probability(self.probability(upright), self.net_cfg)}
+            if self.ink.coverage == "choose":
+                return {name: make() for name, make in found.items()}
+            return found[self.ink.coverage]()
 
         return ink_mask, coverage
 

@@ -111,3 +111,31 @@ def test_stroke_points_time_a_steep_stroke_finer_than_a_column():
     assert mid.sum() >= 40 and np.abs(pts[mid, 0] - truth_x).max() < 0.1
     merged = dg.merge_points(dg.trace_points(runs, choice, 3.0, cover), pts)
     assert np.all(np.diff(merged[:, 0]) >= 0) and len(merged) >= len(pts)
+
+
+def test_of_several_coverages_the_reading_with_the_most_consistent_limb_leads_is_kept(monkeypatch):
+    # read_traces stands in for the read-out: coverage "a" reads limb leads that break
+    # Einthoven's law, "b" leads that obey it, "c" nothing at all.
+    t = np.linspace(0, 2 * np.pi, 1250)
+    lead_i, lead_iii = np.sin(t), np.cos(3 * t)
+
+    def fake_read(mask, lay, grid, pen, cover, fs, duration_s, paper):
+        signal = np.full((5000, 12), np.nan)
+        if cover != "c":
+            signal[:1250, LEAD_INDEX["I"]] = lead_i
+            signal[:1250, LEAD_INDEX["III"]] = lead_iii
+            signal[:1250, LEAD_INDEX["II"]] = lead_i + lead_iii if cover == "b" else lead_i - lead_iii
+        return signal, {"cover": cover}
+
+    monkeypatch.setattr(dg, "read_traces", fake_read)
+    args = (None, None, None, 1.0)
+    signal, traces, extra = dg.read_traces_choosing(*args, {"a": "a", "b": "b", "c": "c"},
+                                                    500, 10.0, PaperConfig())
+    assert traces == {"cover": "b"} and extra["coverage"] == "b"
+    assert extra["coverage_consistency"]["b"] == pytest.approx(1.0)
+    assert extra["coverage_consistency"]["a"] < 0.5 and extra["coverage_consistency"]["c"] is None
+    np.testing.assert_allclose(signal[:1250, LEAD_INDEX["II"]], lead_i + lead_iii)
+    # A reading that cannot be judged loses to one that can; one array is read as it is.
+    assert dg.read_traces_choosing(*args, {"c": "c", "a": "a"}, 500, 10.0, PaperConfig())[2]["coverage"] == "a"
+    assert dg.read_traces_choosing(*args, {"c": "c"}, 500, 10.0, PaperConfig())[2]["coverage"] == "c"
+    assert dg.read_traces_choosing(*args, "b", 500, 10.0, PaperConfig())[2] == {}

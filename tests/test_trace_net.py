@@ -11,7 +11,7 @@ from torch import nn
 from conftest import ecg_like
 
 from ecgnb import render
-from ecgnb.config import PaperConfig, TraceNetConfig
+from ecgnb.config import PaperConfig, TraceNetConfig, TraceReadConfig
 from ecgnb.trace_net import (DEFAULT_CHECKPOINT, TraceUNet, _spans, coverage_from_probability, inference_copy,
                              load_trace_net, preset, trace_coverage, trace_polylines,
                              trace_probability, trace_target)
@@ -187,6 +187,8 @@ def test_the_reader_checks_its_geometry_setting():
 
     with pytest.raises(ValueError, match="unknown geometry 'curved'"):
         TraceNetDigitizer(geometry="curved")
+    with pytest.raises(ValueError, match="unknown coverage 'ink'"):
+        TraceNetDigitizer(ink=TraceReadConfig(coverage="ink"))
 
 
 def test_voted_ink_keeps_whole_blobs_the_network_marks_in_part():
@@ -213,6 +215,10 @@ def test_the_committed_network_reads_a_clean_page_and_a_black_grid_copy(rendered
     reader = TraceNetDigitizer()
     clean = reader.read(image)
     assert clean.extra["geometry"] == "straighten"          # a render fills its frame
+    # Read out with both coverages; the kept one is named, with both verdicts.
+    assert set(clean.extra["coverage_consistency"]) == {"darkness", "network"}
+    kept = clean.extra["coverage_consistency"][clean.extra["coverage"]]
+    assert kept == max(clean.extra["coverage_consistency"].values())
     clean_db = _snr(signal, clean.signal)
     assert clean_db > 12, clean_db
     # A black-and-white copy: grid lines as black as the trace. The colour rules cannot tell
