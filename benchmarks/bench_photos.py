@@ -80,7 +80,7 @@ def pair_bw(pages: pd.DataFrame) -> pd.DataFrame:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--folder", type=Path, default=paths.data_dir("quick-photos"))
-    ap.add_argument("--methods", nargs="*", default=["classical", "rectified"])
+    ap.add_argument("--methods", nargs="*", default=["classical", "rectified", "trace_net"])
     args = ap.parse_args(argv)
     cv2.setNumThreads(1)
     folder = Path(args.folder)

@@ -213,8 +213,10 @@ def digitize_page(reader, page: page_inputs.Page, entry: dict, out_dir: Path, op
     try:
         image, notes = page_inputs.load(page, pdf_dpi)
         rot = rotate if rotate == "auto" else int(rotate)
-        reading, deg, tried = orient.read_upright(reader, image, options, rot)
-        judged = next(t for t in tried if t["rotated_deg"] == deg)
+        reading, turn, tried = orient.read_upright(reader, image, options, rot)
+        judged = next(t for t in tried if t["rotated_deg"] == turn)
+        # A reader that flattens a photo may turn the page itself: report the whole turn.
+        deg = (turn + reading.extra.get("page_turn_deg", 0)) % 360
         status, warnings, refusal = verdict(reading, judged)
         common = dict(layout=reading.layout.name, layout_confidence=reading.layout.confidence,
                       confidence=reading.confidence, warnings=warnings, rotated_deg=deg,
@@ -253,7 +255,7 @@ def _skip_notes(batch: page_inputs.Batch) -> list[str]:
     return lines + [f"note: {p.note}" for p in batch.pages if p.note]
 
 
-def digitize_files(inputs: list[Path], out_dir: Path, method: str = "classical",
+def digitize_files(inputs: list[Path], out_dir: Path, method: str = digitizers.DEFAULT,
                    layout: str = "3x4+1", fs: float = 500, progress: bool = True, *,
                    pdf_dpi: float = page_inputs.PDF_DPI, rotate: str | int = "auto",
                    log: Callable[[str], None] | None = None, **settings) -> list[dict]:
@@ -327,9 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, metavar="DIR",
                    help="output folder (created if absent)")
     p.add_argument("--method", choices=digitizers.names() + list(digitizers.ALIASES),
-                   default="classical",
+                   default=digitizers.DEFAULT,
                    help="registered methods: " + ", ".join(digitizers.names())
-                        + " (default classical; aliases: "
+                        + f" (default {digitizers.DEFAULT}; aliases: "
                         + ", ".join(f"{a} = {m}" for a, m in digitizers.ALIASES.items()) + ")")
     p.add_argument("--checkpoint", type=Path, metavar="PATH",
                    help="model checkpoint of --method crop_model (default models/default.pt) or "

@@ -24,6 +24,9 @@ METHODS: dict[str, str] = {
     "rectified": "rectified:RectifiedDigitizer",    # photos and scans: flatten, then read
     "trace_net": "trace_reader:TraceNetDigitizer",  # per-pixel trace network's ink, then read
 }
+# The command's default: the method ahead of the classical digitizer on our test split, on
+# eik-dev and on photos-dev (reports/benchmarks/trace_net.md beside external.md).
+DEFAULT = "trace_net"
 # Older names, still accepted (the command said "baseline" and "model" before the registry).
 ALIASES: dict[str, str] = {"baseline": "classical", "model": "crop_model"}
 

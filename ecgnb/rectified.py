@@ -175,6 +175,15 @@ def read_flat(flat: FlatPage, options: ReadOptions, cfg: RectifyConfig = Rectify
                                  coverage=coverage)
 
 
+def corner_turn(points: np.ndarray) -> int:
+    """Degrees (0, 90, 180, 270) counter-clockwise that turn an image so that the page's
+    left-to-right, from ``points[0]`` to ``points[1]`` (photo px ``(x, y)``, y down), runs left
+    to right, to the nearest quarter turn."""
+    dx, dy = np.asarray(points[1], float) - np.asarray(points[0], float)
+    seen = int(round(np.degrees(np.arctan2(-dy, dx)) / 90.0)) * 90   # deg ccw, as displayed
+    return (-seen) % 360
+
+
 class RectifiedDigitizer:
     """Photos and scans: ``ecgnb.rectify.flatten``, then the classical reader on the flat page."""
 
@@ -185,14 +194,18 @@ class RectifiedDigitizer:
 
     def read(self, image: np.ndarray, options: ReadOptions = ReadOptions()) -> Reading:
         """Flatten ``image`` and read it upright; the flattening's findings go in ``extra``
-        (``"rectify"``) and its doubts in the reading's warnings."""
+        (``"rectify"``; ``"page_turn_deg"``: how far, counter-clockwise, the image was turned to
+        read it upright) and its doubts in the reading's warnings."""
         flat = flatten(image, self.cfg, options.preprocess)
         if flat.lattice is None and flat.corners is None:
             reading = self.read_as_given(image, options)
-            turn_info = {"rotated_deg": 0}
+            turn_info = {"page_turn_deg": 0}
         else:
             reading, turn, tried = self._upright(flat, options)
-            turn_info = {"rotated_deg": turn, "orientations": tried}
+            mid = flat.map_x.shape[0] // 2     # the flat page's left-to-right, in photo px
+            quarter = corner_turn(np.array([[flat.map_x[mid, 0], flat.map_y[mid, 0]],
+                                            [flat.map_x[mid, -1], flat.map_y[mid, -1]]]))
+            turn_info = {"page_turn_deg": (quarter + turn) % 360, "orientations": tried}
         reading.method = self.name
         reading.extra.update({"rectify": flat.diagnostics(), **turn_info})
         reading.notes.extend(flat.notes)

@@ -158,3 +158,19 @@ def test_rectified_reads_a_black_and_white_copy(page):
 def test_settings_are_plain_json():
     d = RectifyConfig().to_dict()
     assert d["out_dpi"] == 200 and isinstance(d["lattice_px_range"], tuple)
+
+
+@pytest.mark.parametrize("deg", [0, 90, 180, 270])
+def test_corner_turn_is_the_turn_that_makes_left_to_right_run_left_to_right(deg):
+    from ecgnb.orient import turned
+    from ecgnb.rectified import corner_turn
+
+    # An upright landscape page's corners (TL, TR), then the image turned by deg ccw:
+    # turning it back takes (360 - deg) % 360.
+    h, w = 40, 60
+    marks = np.zeros((h, w), np.uint8)
+    marks[0, 0], marks[0, w - 1] = 1, 2
+    seen = turned(marks, deg)
+    tl = np.argwhere(seen == 1)[0][::-1]
+    tr = np.argwhere(seen == 2)[0][::-1]
+    assert corner_turn(np.array([tl, tr])) == (360 - deg) % 360
