@@ -394,7 +394,7 @@ def digitize_straightened(upright: np.ndarray, skew: float, dark: np.ndarray,
                           layout: str = "3x4+1", fs: float = 500, duration_s: float = 10.0,
                           paper: PaperConfig = PaperConfig(),
                           cfg: PreprocessConfig | None = None, grid: pp.GridInfo | None = None,
-                          ink_mask=None, coverage=None) -> Reading:
+                          ink_mask=None, coverage=None, readout_mask=None) -> Reading:
     """``digitize_image`` after ``preprocess.straighten`` (``upright``, ``skew`` deg, ``dark``),
     for callers that need the straightened page's darkness too (``ecgnb.panels``).
 
@@ -404,7 +404,9 @@ def digitize_straightened(upright: np.ndarray, skew: float, dark: np.ndarray,
     ``coverage(upright, dark, mask) -> (H, W)`` float 0..1 replaces ``ink_coverage`` (the share
     of each pixel the pen covers; ``ecgnb.trace_reader`` passes its network's estimate), or
     returns ``{name: coverage}`` to read with each and keep the most consistent
-    (``read_traces_choosing``; its choice in ``Reading.extra``).
+    (``read_traces_choosing``; its choice in ``Reading.extra``). ``readout_mask(mask, grid) ->
+    (H, W) bool`` changes the mask the traces are read from, after the layout, 0 mV lines and
+    time axes were found on the mask itself.
     """
     if grid is None:
         grid = pp.detect_grid(upright, dark, cfg=cfg, paper=paper)
@@ -415,7 +417,8 @@ def digitize_straightened(upright: np.ndarray, skew: float, dark: np.ndarray,
                            cfg=cfg, paper=paper)
     pen = pen_width(mask, lay)
     covers = ink_coverage(dark, mask) if coverage is None else coverage(upright, dark, mask)
-    signal, traces, extra = read_traces_choosing(mask, lay, grid, pen, covers, fs, duration_s, paper)
+    readout = mask if readout_mask is None else readout_mask(mask, grid)
+    signal, traces, extra = read_traces_choosing(readout, lay, grid, pen, covers, fs, duration_s, paper)
     return Reading(signal=signal, fs=float(fs), lead_names=LEAD_NAMES, method=ClassicalDigitizer.name,
                    skew_deg=skew, grid=grid, layout=lay, upright=upright, traces=traces, extra=extra)
 

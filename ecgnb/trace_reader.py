@@ -17,7 +17,9 @@ network's ink is used alone. The network estimates how much of each pixel the pe
 path and its sub-pixel centres and edges are read (``ecgnb.digitize``); by default the page is
 read out twice, with that coverage and with the page's own darkness inside the network's mask,
 and the reading whose limb leads obey Einthoven's law better is kept (``TraceReadConfig.coverage``).
-Layout, 0 mV lines and time axes come from that mask.
+Layout, 0 mV lines and time axes come from that mask; the traces are read from it with vertical
+gaps under ``TraceReadConfig.bridge_mm`` filled (``bridged``: a thin, steep QRS stroke that the
+network marks in pieces is read whole, not cut at its first break).
 """
 from __future__ import annotations
 
@@ -47,6 +49,17 @@ def voted_ink(base: np.ndarray, net: np.ndarray, share: float) -> np.ndarray:
     keep = marked >= share * np.maximum(size, 1)
     keep[0] = False
     return keep[labels] | net
+
+
+def bridged(mask: np.ndarray, gap_px: int) -> np.ndarray:
+    """``mask`` ``(H, W)`` bool with every vertical gap of under ``gap_px`` px between two inked
+    pixels of a column filled (a morphological closing along columns; ``gap_px`` < 2: as it is)."""
+    if gap_px < 2:
+        return mask
+    # Padded with blank rows so that ink at the page's edge neither grows nor shrinks.
+    padded = np.pad(mask.astype(np.uint8), ((gap_px, gap_px), (0, 0)))
+    closed = cv2.morphologyEx(padded, cv2.MORPH_CLOSE, np.ones((gap_px, 1), np.uint8))
+    return closed[gap_px:-gap_px].astype(bool)
 
 
 GEOMETRIES = ("auto", "straighten", "flatten")
@@ -81,10 +94,11 @@ class TraceNetDigitizer(RectifiedDigitizer):
         return self._last[1]
 
     def ink_hooks(self, options: ReadOptions, flat: bool = True) -> tuple:
-        """``(ink_mask, coverage)`` for the reader: the network's ink, voted with the
-        colour rules' ink of a ``flat`` page (``darkness_ink``) or a straightened one
+        """``(ink_mask, coverage, readout_mask)`` for the reader: the network's ink, voted with
+        the colour rules' ink of a ``flat`` page (``darkness_ink``) or a straightened one
         (``remove_grid``) where they found a grid, and alone where the grid is as dark as
-        the trace or was not found."""
+        the trace or was not found; the coverages to choose from; the traces read from that
+        ink with short vertical gaps bridged (``TraceReadConfig.bridge_mm``)."""
         def ink_mask(upright, dark, grid):
             net = self.probability(upright) > self.ink.threshold
             if not grid.found:
@@ -100,15 +114,18 @@ class TraceNetDigitizer(RectifiedDigitizer):
                 return {name: make() for name, make in found.items()}
             return found[self.ink.coverage]()
 
-        return ink_mask, coverage
+        def readout_mask(mask, grid):
+            return bridged(mask, int(round(self.ink.bridge_mm * grid.px_per_mm)))
+
+        return ink_mask, coverage, readout_mask
 
     def read_as_given(self, image: np.ndarray, options: ReadOptions) -> Reading:
         """The classical deskew and perspective, then the network's ink."""
         upright, skew, dark = pp.straighten(image, cfg=options.preprocess, paper=options.paper)
-        ink_mask, coverage = self.ink_hooks(options, flat=False)
+        ink_mask, coverage, readout_mask = self.ink_hooks(options, flat=False)
         return digitize_straightened(upright, skew, dark, options.layout, options.fs,
                                      options.duration_s, options.paper, options.preprocess,
-                                     ink_mask=ink_mask, coverage=coverage)
+                                     ink_mask=ink_mask, coverage=coverage, readout_mask=readout_mask)
 
     def _auto(self, image: np.ndarray, options: ReadOptions) -> tuple[Reading, str, list[dict]]:
         """The likelier geometry first (flatten where a page outline stands out against a

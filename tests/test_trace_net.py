@@ -231,3 +231,15 @@ def test_the_committed_network_reads_a_clean_page_and_a_black_grid_copy(rendered
     except ValueError:
         classical_db = -np.inf                                 # refused outright
     assert copy_db > 8 and copy_db > classical_db + 3, (copy_db, classical_db)
+
+
+def test_bridged_fills_short_gaps_along_columns_only():
+    from ecgnb.trace_reader import bridged
+
+    mask = np.zeros((12, 6), bool)
+    mask[1:4, 1] = mask[6:9, 1] = True      # a stroke broken by 2 px: bridged at gap_px 3
+    mask[0:2, 3] = mask[8:10, 3] = True     # 6 px apart: two strokes, left apart
+    mask[5, 4] = True                       # a lone pixel is not grown
+    out = bridged(mask, 3)
+    assert out[1:9, 1].all() and not out[2:8, 3].any() and out[5, 4] and out.sum() == mask.sum() + 2
+    assert not bridged(mask, 3)[5, 5] and (bridged(mask, 1) == mask).all()
