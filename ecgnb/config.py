@@ -346,7 +346,7 @@ class TraceReadConfig:
                                       # (its probability turned back into coverage), "darkness" (the
                                       # page's own, inside the network's mask) or "choose": read with
                                       # both, keep the one whose limb leads agree best. Reference val
-                                      # pages, aligned dB: network 15.39, darkness 15.59, choose 15.79
+                                      # pages, aligned dB: network 15.70, darkness 15.60, choose 15.96
                                       # (darkness wins on clean prints, the network on degraded ones)
     bridge_mm: float = 0.5            # mm: vertical gaps shorter than this in a column of the ink
                                       # are filled before the traces are read (a thin steep QRS
