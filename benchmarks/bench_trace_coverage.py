@@ -6,9 +6,10 @@
 Reads every page of ``data/<profile>/<split>`` with ``--method trace_net`` three times, once per
 ``config.TraceReadConfig.coverage``: ``network`` (the network's estimate), ``darkness`` (the
 page's own, inside the network's mask) and ``choose`` (both, the reading whose limb leads obey
-Einthoven's law better kept). Writes ``reports/benchmarks/trace_coverage.{csv,md}``: mean aligned
-and unaligned SNR (dB) per coverage and severity (``all``: every page), and for ``choose`` how
-many pages kept each coverage. The choice was made on the val split; the test split only checks it.
+Einthoven's law better kept). Writes ``reports/benchmarks/trace_coverage_<split>.{csv,md}``: mean
+aligned and unaligned SNR (dB) per coverage and severity (``all``: every page), and for ``choose``
+how many pages kept the darkness (``kept_darkness``; the others kept the network's). The choice was
+made on the val split; the test split only checks it.
 """
 from __future__ import annotations
 

@@ -176,7 +176,7 @@ def read_flat(flat: FlatPage, options: ReadOptions, cfg: RectifyConfig = Rectify
                                  coverage=coverage, readout_mask=readout_mask)
 
 
-def corner_turn(points: np.ndarray) -> int:
+def quarter_turn(points: np.ndarray) -> int:
     """Degrees (0, 90, 180, 270) counter-clockwise that turn an image so that the page's
     left-to-right, from ``points[0]`` to ``points[1]`` (photo px ``(x, y)``, y down), runs left
     to right, to the nearest quarter turn."""
@@ -204,7 +204,7 @@ class RectifiedDigitizer:
         else:
             reading, turn, tried = self._upright(flat, options)
             mid = flat.map_x.shape[0] // 2     # the flat page's left-to-right, in photo px
-            quarter = corner_turn(np.array([[flat.map_x[mid, 0], flat.map_y[mid, 0]],
+            quarter = quarter_turn(np.array([[flat.map_x[mid, 0], flat.map_y[mid, 0]],
                                             [flat.map_x[mid, -1], flat.map_y[mid, -1]]]))
             turn_info = {"page_turn_deg": (quarter + turn) % 360, "orientations": tried}
         reading.method = self.name

@@ -161,9 +161,9 @@ def test_settings_are_plain_json():
 
 
 @pytest.mark.parametrize("deg", [0, 90, 180, 270])
-def test_corner_turn_is_the_turn_that_makes_left_to_right_run_left_to_right(deg):
+def test_quarter_turn_makes_the_pages_left_to_right_run_left_to_right(deg):
     from ecgnb.orient import turned
-    from ecgnb.rectified import corner_turn
+    from ecgnb.rectified import quarter_turn
 
     # An upright landscape page's corners (TL, TR), then the image turned by deg ccw:
     # turning it back takes (360 - deg) % 360.
@@ -173,4 +173,4 @@ def test_corner_turn_is_the_turn_that_makes_left_to_right_run_left_to_right(deg)
     seen = turned(marks, deg)
     tl = np.argwhere(seen == 1)[0][::-1]
     tr = np.argwhere(seen == 2)[0][::-1]
-    assert corner_turn(np.array([tl, tr])) == (360 - deg) % 360
+    assert quarter_turn(np.array([tl, tr])) == (360 - deg) % 360
