@@ -334,8 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
                         + f" (default {digitizers.DEFAULT}; aliases: "
                         + ", ".join(f"{a} = {m}" for a, m in digitizers.ALIASES.items()) + ")")
     p.add_argument("--checkpoint", type=Path, metavar="PATH",
-                   help="model checkpoint of --method crop_model (default models/default.pt) or "
-                        "trace_net (default models/trace_net.pt)")
+                   help="model checkpoint of --method crop_model (default models/default.pt), "
+                        "trace_net (default models/trace_net.pt) or trace_model (default "
+                        "models/trace_model.pt)")
     p.add_argument("--layout", default="3x4+1",
                    help="page layout: " + ", ".join(LAYOUTS) + ", or auto; default 3x4+1")
     p.add_argument("--fs", type=float, default=500,

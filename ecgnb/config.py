@@ -383,8 +383,12 @@ class CropConfig:
                                 # crop rows are 0.5 mm, ~4 px at 200 dpi, apart)
     preprocess: bool = True     # False: ablation "without preprocessing": the page as given (no
                                 # deskew, grid kept), panels at the renderer's template positions
-    trace_channel: bool = True  # add a 2nd channel: the classical digitizer's trace drawn as a line
+    trace_channel: bool = True  # add a 2nd channel: the front's reading of the trace drawn as a line
                                 # (needs preprocess; the model then refines that reading)
+    front: str = "classical"    # what cuts the crops and reads the trace channel: "classical"
+                                # (ecgnb.digitize; ink = the page's darkness) or "trace_net" (the
+                                # per-pixel trace network's reader, ecgnb.trace_reader; ink = the
+                                # network's trace probability on its flattened or straightened page)
 
     @property
     def channels(self) -> int:

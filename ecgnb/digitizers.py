@@ -23,6 +23,7 @@ METHODS: dict[str, str] = {
     "crop_model": "model:CropModelDigitizer",       # the multimodal crop model: ecgnb.model
     "rectified": "rectified:RectifiedDigitizer",    # photos and scans: flatten, then read
     "trace_net": "trace_reader:TraceNetDigitizer",  # per-pixel trace network's ink, then read
+    "trace_model": "model:TraceModelDigitizer",     # the multimodal model on trace_net's front
 }
 # The command's default: the method ahead of the classical digitizer on our test split, on
 # eik-dev and on photos-dev (reports/benchmarks/trace_net.md beside external.md).

@@ -20,6 +20,13 @@ crops it reads: ``H = crop.height`` rows, ``W = crop.width`` columns, ``C = crop
 ``T = crop.n_samples`` output samples, ``half_mm / gain_mm_mv`` mV at the top row); a checkpoint
 stores both.
 
+The crops' front (``CropConfig.front``) is the classical digitizer by default: its layout cuts
+the crops and its reading is the trace channel. With ``front = "trace_net"`` the per-pixel trace
+network (``ecgnb.trace_net``) is the front of the image encoder: its reader flattens the page and
+finds the layout, the crops' ink is the network's trace probability at the page's resolution
+and the trace channel its sub-pixel reading; the three parts train on those crops
+(``benchmarks/train_trace_model.py``; ``TraceModelDigitizer``, ``--method trace_model``).
+
 Read top to bottom: small parts (ConvBlock2d, ResBlock1d, RowAttention, TraceReading), the three parts, the
 whole model, checkpoints, then the digitizer behind the one interface (``CropModelDigitizer``).
 
@@ -44,6 +51,9 @@ from .reading import Reading, ReadOptions
 
 # The checkpoint `digitize --method model` uses; notebook 04 publishes its best multimodal run here.
 DEFAULT_CHECKPOINT = paths.ROOT / "models" / "default.pt"
+# The same model on the trace network's front (CropConfig.front = "trace_net"), `--method trace_model`;
+# benchmarks/train_trace_model.py publishes it.
+TRACE_MODEL_CHECKPOINT = paths.ROOT / "models" / "trace_model.pt"
 
 
 # --------------------------------------------------------------------------------------------
@@ -418,6 +428,7 @@ def publish_checkpoint(source: str | Path, target: str | Path = DEFAULT_CHECKPOI
     fd, tmp = tempfile.mkstemp(prefix=".ckpt.", dir=target.parent)
     os.close(fd)
     torch.save(keep, tmp)
+    os.chmod(tmp, 0o644)          # mkstemp makes it owner-only; a published model is for everyone
     os.replace(tmp, target)
     return target
 
@@ -433,9 +444,11 @@ def load_model(checkpoint: str | Path | None = None, device: str = "cpu"
     """
     path = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
     if not path.exists():
+        how = ("benchmarks/train_trace_model.py --publish" if path == TRACE_MODEL_CHECKPOINT else
+               "notebook 04_training (`python -m ecgnb study --only 01 02 03 04`)")
         raise MissingInputError(
-            f"model checkpoint {path} not found: train and publish one with notebook "
-            "04_training (`python -m ecgnb study --only 01 02 03 04`), or pass checkpoint=...")
+            f"model checkpoint {path} not found: train and publish one with {how}, "
+            "or pass checkpoint=...")
     ckpt = torch.load(path, map_location=device, weights_only=True)
     model = MultimodalECG(ModelConfig.from_dict(ckpt["model_cfg"]), checkpoint_crop(ckpt)).to(device)
     model.load_state_dict(ckpt["model"])
@@ -510,25 +523,51 @@ class CropModelDigitizer:
     def read(self, image: np.ndarray, options: ReadOptions = ReadOptions()) -> Reading:
         """Digitize one RGB page ``(H, W, 3)`` uint8: ``(round(fs * duration_s), 12)`` mV.
 
-        Crops every panel (``ecgnb.panels``, the classical layout detection), runs
-        ``model.predict`` on them (image only) and places each output at its lead and time span;
-        ``traces`` are the outputs drawn back on the upright page, ``extra`` holds ``n_crops``.
+        Crops every panel (``ecgnb.panels``: the layout the crop front finds, classical or the
+        trace network's), runs ``model.predict`` on them (image only) and places each output at
+        its lead and time span (``read_analysis``).
         """
-        from .panels import analyse_for, crops_from_layout
+        from .panels import analyse_for
+
+        return self.read_analysis(analyse_for(image, options.layout, options.duration_s, self.crop_cfg),
+                                  options)
+
+    def read_analysis(self, analysis, options: ReadOptions = ReadOptions()) -> Reading:
+        """The model's reading of a page the front has analysed (``ecgnb.panels.PageAnalysis``,
+        made with this model's crop settings): ``traces`` are the outputs drawn back on the
+        upright page; ``extra`` holds ``n_crops`` and the front's own diagnostics."""
+        from .panels import crops_from_layout
 
         crop_cfg, fs = self.crop_cfg, float(options.fs)
-        analysis = analyse_for(image, options.layout, options.duration_s, crop_cfg)
         crops = crops_from_layout(analysis, crop_cfg)
         x = np.zeros((0, crop_cfg.channels, crop_cfg.height, crop_cfg.width), np.float32)
         if crops:
             x = np.stack([c.crop if c.crop.ndim == 3 else c.crop[None] for c in crops])  # (N, C, H, W)
         y = self.model.predict(torch.from_numpy(x.astype(np.float32))).numpy()           # (N, T) mV
         signal = place_crops(crops, y, crop_cfg.fs, fs, int(round(fs * options.duration_s)))
+        front = analysis.classical
+        extra = {"n_crops": len(crops), "front": crop_cfg.front}
+        if crop_cfg.front != "classical" and front is not None:   # e.g. page_turn_deg, geometry
+            extra = {**front.extra, **extra}
         return Reading(signal=signal, fs=fs, lead_names=LEAD_NAMES, method=self.name,
                        skew_deg=analysis.skew_deg, grid=analysis.grid, layout=analysis.layout,
                        upright=analysis.upright,
                        traces={i: output_trace(c, y[i], crop_cfg) for i, c in enumerate(crops)},
-                       extra={"n_crops": len(crops)})
+                       notes=list(front.notes) if front is not None else [],
+                       extra=extra)
+
+
+class TraceModelDigitizer(CropModelDigitizer):
+    """The multimodal model on the trace network's front: the crops are the network's trace
+    probability and its reader's trace (``CropConfig.front = "trace_net"``), read by the model
+    of ``TRACE_MODEL_CHECKPOINT`` unless another ``checkpoint`` is given."""
+
+    name = "trace_model"
+
+    def __init__(self, checkpoint: str | Path | None = None, model: MultimodalECG | None = None,
+                 crop_cfg: CropConfig | None = None):
+        super().__init__(TRACE_MODEL_CHECKPOINT if checkpoint is None and model is None else checkpoint,
+                         model, crop_cfg)
 
 
 def digitize_image(image: np.ndarray, layout: str = "3x4+1", fs: float = 500,

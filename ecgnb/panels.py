@@ -277,9 +277,47 @@ def analyse_page_raw(image: np.ndarray, layout: str = "3x4+1", duration_s: float
     return PageAnalysis(upright=image, ink=ink, skew_deg=0.0, grid=grid, layout=lay)
 
 
+FRONTS = ("classical", "trace_net")   # CropConfig.front
+
+
+_TRACE_READERS: dict = {}   # one trace-network reader per process (its checkpoint loads once)
+
+
+def trace_net_reader(checkpoint: str | Path | None = None):
+    """The trace-network digitizer that cuts ``front="trace_net"`` crops (made once per process,
+    keeping each page's probability until the next page)."""
+    key = str(checkpoint)
+    if key not in _TRACE_READERS:
+        from .trace_reader import TraceNetDigitizer
+        _TRACE_READERS[key] = TraceNetDigitizer(checkpoint, keep_probability=True)
+    return _TRACE_READERS[key]
+
+
+def analyse_page_trace_net(image: np.ndarray, layout: str = "3x4+1", duration_s: float = 10.0,
+                           blur_px: float = CropConfig.blur_px, reader=None) -> PageAnalysis:
+    """The trace network as the front of the crops: its reader (``ecgnb.trace_reader``)
+    flattens or straightens the page, finds the layout and follows every trace; the crops are
+    cut from the network's trace probability on that page (the ink) beside its reading (the
+    trace channel). Raises the reader's ``ImageError`` / ``LayoutError``."""
+    from .reading import ReadOptions
+
+    check_rgb(image)
+    reader = reader or trace_net_reader()
+    result = reader.read(image, ReadOptions(layout=layout, duration_s=duration_s))
+    prob = reader.probability(result.upright).astype(np.float32)
+    return PageAnalysis(upright=result.upright, ink=vertical_blur(prob, blur_px),
+                        skew_deg=result.skew_deg, grid=result.grid, layout=result.layout,
+                        classical=result)
+
+
 def analyse_for(image: np.ndarray, layout: str, duration_s: float, cfg: CropConfig) -> PageAnalysis:
-    """``analyse_page`` or, when ``cfg.preprocess`` is off, ``analyse_page_raw``."""
-    fn = analyse_page if cfg.preprocess else analyse_page_raw
+    """``analyse_page`` (``cfg.front`` classical) or ``analyse_page_trace_net`` (trace_net);
+    ``analyse_page_raw`` when ``cfg.preprocess`` is off."""
+    if cfg.front not in FRONTS:
+        raise ValueError(f"unknown crop front {cfg.front!r}; known: {', '.join(FRONTS)}")
+    if not cfg.preprocess:
+        return analyse_page_raw(image, layout, duration_s, cfg.blur_px)
+    fn = analyse_page_trace_net if cfg.front == "trace_net" else analyse_page
     return fn(image, layout, duration_s, cfg.blur_px)
 
 
@@ -350,9 +388,16 @@ def _page_crops(job: tuple) -> dict:
     return {"page": row["page"], "x": xs, "y": ys, "meta": meta, "dropped": dropped}
 
 
-def _code_hash() -> str:
+def _one_thread() -> None:
+    """Worker start: the trace network on one thread per worker (the workers share the cores)."""
+    import torch
+    torch.set_num_threads(1)
+
+
+def _code_hash(front: str = "classical") -> str:
     """Hash of the code that decides where crops are cut: this module, the preprocessing (all
-    its parts) and the classical digitizer (its reading is the trace channel).
+    its parts) and the classical digitizer (its reading is the trace channel); for the
+    ``trace_net`` front also its reader, the flattening and the committed network.
 
     Part of the cache key: a fix to layout detection must not leave training on stale crops.
     """
@@ -365,16 +410,25 @@ def _code_hash() -> str:
 
     for mod in (pp, grid, straighten, layout_detect, digitize, sys.modules[__name__]):
         h.update(inspect.getsource(mod).encode())
+    if front == "trace_net":    # its reader and network decide the crops too
+        from . import rectified, rectify, trace_net, trace_reader
+        for mod in (rectify, rectified, trace_net, trace_reader):
+            h.update(inspect.getsource(mod).encode())
+        h.update(hashlib.sha1(trace_net.DEFAULT_CHECKPOINT.read_bytes()).digest())
     return h.hexdigest()[:16]
 
 
 def panel_cache_path(profile_name: str, split: str, data_dir: Path | None = None,
-                     use_truth: bool = False, preprocess: bool = True, trace: bool = True) -> Path:
+                     use_truth: bool = False, preprocess: bool = True, trace: bool = True,
+                     front: str = "classical") -> Path:
     """``data/<profile>/panels_<split>.npz``; ``panels_truth_``, ``panels_raw_`` and
     ``panels_ink_`` for truth crops, crops without preprocessing and crops without the trace
-    channel, so the variants of notebook 04 keep their caches apart."""
+    channel, and ``panels_tracenet_`` (``panels_tracenet_ink_``) for the trace network's
+    front, so the variants of notebook 04 keep their caches apart."""
     root = Path(data_dir or paths.data_dir(profile_name))
     tag = "truth_" if use_truth else "raw_" if not preprocess else "" if trace else "ink_"
+    if front == "trace_net" and preprocess and not use_truth:
+        tag = "tracenet_" + tag
     return root / f"panels_{tag}{split}.npz"
 
 
@@ -414,9 +468,9 @@ def build_panel_arrays(profile_name: str, split: str, cfg: CropConfig = CropConf
         raise SignalError(f"the {profile_name} dataset has no pages in split {split!r}")
     key = json.dumps({"version": CACHE_VERSION, "crop": cfg.to_dict(), "layout": layout,
                       "use_truth": use_truth, "pages": index["page"].tolist(),
-                      "code": _code_hash()}, sort_keys=True)
+                      "code": _code_hash(cfg.front)}, sort_keys=True)
     path = panel_cache_path(profile_name, split, data_dir, use_truth, cfg.preprocess,
-                            cfg.trace_channel)
+                            cfg.trace_channel, cfg.front)
     if cache and path.exists():
         with np.load(path, allow_pickle=False) as z:
             if str(z["key"]) == key:
@@ -427,7 +481,8 @@ def build_panel_arrays(profile_name: str, split: str, cfg: CropConfig = CropConf
     bar = dict(total=len(jobs), desc=f"panels {profile_name}/{split}", disable=not progress)
     if workers > 1:
         import multiprocessing as mp
-        with mp.get_context("spawn").Pool(workers) as pool:
+        init = _one_thread if cfg.front == "trace_net" else None
+        with mp.get_context("spawn").Pool(workers, initializer=init) as pool:
             results = list(tqdm(pool.imap(_page_crops, jobs), **bar))
     else:
         results = [_page_crops(j) for j in tqdm(jobs, **bar)]

@@ -82,6 +82,7 @@ def results_section(profile: str, report_dir: Path) -> str:
             raise FileNotFoundError(f"{md} not found: run `make study PROFILE={profile}` first")
         parts += [f"**{title}** (`reports/{profile}/{stem}.md`). {note}".rstrip(), "", md.read_text()]
     parts += [external_table(Path(report_dir).parent), trace_net_table(Path(report_dir).parent),
+              trace_model_table(Path(report_dir).parent),
               photos_table(Path(report_dir).parent),
               run_time_table(Path(report_dir).parent),
               test_suite_time(Path(report_dir).parent)]
@@ -133,6 +134,22 @@ def trace_net_table(reports_root: Path) -> str:
             "--name trace_net` with the committed `models/trace_net.pt`; per page: "
             "`trace_net_per_page.md`). Compare each row with the same set's rows above.\n\n"
             + md.read_text())
+
+
+def trace_model_table(reports_root: Path) -> str:
+    """The multimodal model on the trace network's front and its ablations
+    (``benchmarks/trace_model.md``, written by ``bench_trace_model.py``); empty when absent."""
+    md = Path(reports_root) / "benchmarks" / "trace_model.md"
+    if not md.exists():
+        return ""
+    return ("**The paper's three parts on the trace network's front** (`reports/benchmarks/"
+            "trace_model.md`, made by `python benchmarks/bench_trace_model.py --profile reference` "
+            "after `python benchmarks/train_trace_model.py --profile reference --publish`; per page: "
+            "`trace_model_per_page.md`). `trace_net` is the front alone; `trace_multimodal` the "
+            "image encoder on its probability and reading with the signal encoder and shared "
+            "latent in training (`models/trace_model.pt`, `--method trace_model`); "
+            "`trace_image_only` without the signal encoder; `trace_no_align` without pulling the "
+            "latents together. Seconds include the front's reading.\n\n" + md.read_text())
 
 
 def photos_table(reports_root: Path) -> str:

@@ -73,7 +73,7 @@ class TraceNetDigitizer(RectifiedDigitizer):
 
     def __init__(self, checkpoint: str | Path | None = None, geometry: str = "auto",
                  rectify: RectifyConfig | None = None, threads: int | None = None,
-                 ink: TraceReadConfig | None = None):
+                 ink: TraceReadConfig | None = None, keep_probability: bool = False):
         if geometry not in GEOMETRIES:
             raise ValueError(f"unknown geometry {geometry!r}; known: {', '.join(GEOMETRIES)}")
         self.ink = TraceReadConfig() if ink is None else ink
@@ -83,15 +83,22 @@ class TraceNetDigitizer(RectifiedDigitizer):
         model, self.net_cfg = load_trace_net(checkpoint)
         self.model = inference_copy(model)
         self.geometry, self.threads = geometry, threads
-        self._last: tuple | None = None   # ((id, shape) of the page, its probability)
+        # (page, probability) of the upright pages of the current reading; the page itself is
+        # held, so no other array can take its id. ``keep_probability``: kept until the next
+        # reading (the crops of ``ecgnb.panels`` cut the network's probability of the page read).
+        self._seen: list[tuple[np.ndarray, np.ndarray]] = []
+        self.keep_probability = keep_probability
 
     def probability(self, upright: np.ndarray) -> np.ndarray:
-        """``(H, W)`` trace probability of an upright page (kept for the page last asked)."""
-        if self._last is None or self._last[0] != (id(upright), upright.shape):
-            if self.threads:
-                torch.set_num_threads(self.threads)
-            self._last = ((id(upright), upright.shape), trace_probability(self.model, upright, self.net_cfg))
-        return self._last[1]
+        """``(H, W)`` trace probability of an upright page (computed once per page per reading)."""
+        for page, prob in self._seen:
+            if page is upright:
+                return prob
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        prob = trace_probability(self.model, upright, self.net_cfg)
+        self._seen.append((upright, prob))
+        return prob
 
     def ink_hooks(self, options: ReadOptions, flat: bool = True) -> tuple:
         """``(ink_mask, coverage, readout_mask)`` for the reader: the network's ink, voted with
@@ -140,7 +147,7 @@ class TraceNetDigitizer(RectifiedDigitizer):
     def read(self, image: np.ndarray, options: ReadOptions = ReadOptions()) -> Reading:
         """Digitize one RGB page ``(H, W, 3)`` uint8: ``(round(fs * duration_s), 12)`` mV."""
         check_rgb(image)
-        tried = None
+        tried, self._seen = None, []
         try:
             if self.geometry == "auto":
                 reading, geometry, tried = self._auto(image, options)
@@ -149,7 +156,8 @@ class TraceNetDigitizer(RectifiedDigitizer):
             else:
                 reading, geometry = self.read_as_given(image, options), "straighten"
         finally:
-            self._last = None          # a page's probability is not kept past its reading
+            if not self.keep_probability:   # a page's probability is not kept past its reading
+                self._seen = []
         reading.method = self.name
         reading.extra["geometry"] = geometry
         if tried is not None:

@@ -421,7 +421,12 @@ VARIANTS = {
     "image_only": {"train": {"multimodal": False}},  # ablation: no signal encoder, no latent alignment
     "no_trace": {"crop": {"trace_channel": False}},  # ablation: ink only, the paper's input
     "no_preprocess": {"crop": {"preprocess": False}},  # ablation: crops of the page as given
+    # The same model on the per-pixel trace network's front (benchmarks/train_trace_model.py):
+    "trace_multimodal": {"crop": {"front": "trace_net"}},
+    "trace_image_only": {"crop": {"front": "trace_net"}, "train": {"multimodal": False}},
+    "trace_no_align": {"crop": {"front": "trace_net"}, "train": {"w_align": 0.0}},  # latents not tied
 }
+TRACE_VARIANTS = ("trace_multimodal", "trace_image_only", "trace_no_align")
 
 
 def variant_configs(name: str, train_cfg: TrainConfig, crop_cfg: CropConfig

@@ -10,7 +10,7 @@ from conftest import ecg_like
 
 from ecgnb import digitizers, render
 from ecgnb.config import PaperConfig
-from ecgnb.model import DEFAULT_CHECKPOINT
+from ecgnb.model import DEFAULT_CHECKPOINT, TRACE_MODEL_CHECKPOINT
 from ecgnb.trace_net import DEFAULT_CHECKPOINT as TRACE_CHECKPOINT
 from ecgnb.reading import Reading, ReadOptions
 
@@ -23,7 +23,7 @@ def page():
 
 
 def test_names_and_aliases():
-    assert digitizers.names() == ["classical", "crop_model", "rectified", "trace_net"]
+    assert digitizers.names() == ["classical", "crop_model", "rectified", "trace_net", "trace_model"]
     assert digitizers.canonical("baseline") == "classical"
     assert digitizers.canonical("model") == "crop_model"
     with pytest.raises(ValueError, match="unknown method 'nope'.*classical"):
@@ -36,6 +36,8 @@ def test_every_method_reads_a_page_through_the_interface(name, page):
         pytest.skip(f"{DEFAULT_CHECKPOINT} not committed")
     if name == "trace_net" and not TRACE_CHECKPOINT.exists():
         pytest.skip(f"{TRACE_CHECKPOINT} not committed")
+    if name == "trace_model" and not TRACE_MODEL_CHECKPOINT.exists():
+        pytest.skip(f"{TRACE_MODEL_CHECKPOINT} not committed")
     reader = digitizers.get(name)              # the crop model loads models/default.pt here, once
     assert reader.name == name
     for fs in (500, 250):

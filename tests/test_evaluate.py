@@ -167,3 +167,45 @@ def test_per_page_marks_refused_pages():
                           "snr_db": [10.0, 12.0, 0.0, 0.0], "error": ["", "", "ImageError: x", "ImageError: x"]})
     out = evaluate.per_page(table)
     assert out.loc["a", "m"] == 11.0 and not out.loc["a", "m_refused"] and out.loc["b", "m_refused"]
+
+
+def _bench(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, paths.ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_trace_model_bench_reads_each_page_once_and_times_the_front_in(monkeypatch):
+    """``bench_trace_model``: the front analyses a page once for every model, its refusal is
+    every model's, and a model's seconds per page include the front's."""
+    from ecgnb.config import CropConfig
+    from ecgnb.reading import ReadOptions
+
+    bench = _bench("bench_trace_model")
+    calls = []
+
+    def analyse(image, layout, duration_s, crop):
+        calls.append(image.shape)
+        if image.shape[0] == 2:
+            raise ImageError("not an ECG page")
+        return "analysis"
+
+    monkeypatch.setattr(bench.panels, "analyse_for", analyse)
+    front = bench.SharedFront(CropConfig(front="trace_net"), ReadOptions())
+    page, blank = np.zeros((4, 4, 3), np.uint8), np.zeros((2, 4, 3), np.uint8)
+    assert front(page) == "analysis" and front(page.copy()) == "analysis" and len(calls) == 1
+    for _ in range(2):
+        with pytest.raises(ImageError):
+            front(blank)
+    assert len(calls) == 2
+
+    rows = [dict(set="s", method=m, page=p, lead=lead, snr_db=1.0, snr_db_unaligned=0.5, mae=0.1,
+                 mse=0.01, pearson_r=0.9, error="", seconds=sec)
+            for m, sec in (("trace_net", 4.0), ("trace_multimodal", 0.5)) for p in ("a", "b")
+            for lead in LEAD_NAMES]
+    out = bench.summarize(pd.DataFrame(rows))
+    assert out.loc[("s", "trace_net"), "seconds_per_page"] == 4.0
+    assert out.loc[("s", "trace_multimodal"), "seconds_per_page"] == 4.5

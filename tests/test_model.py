@@ -200,7 +200,7 @@ def test_crop_model_digitizer_loads_the_checkpoint_once(monkeypatch):
     assert reading.signal.shape == (5000, 12) and reading.method == "crop_model"
     drawn = drawn_mask(truth)
     assert np.isfinite(reading.signal[drawn]).all() and np.isnan(reading.signal[~drawn]).all()
-    assert reading.extra == {"n_crops": 16}              # 12 panels of 2.5 s, 4 rhythm windows
+    assert reading.extra == {"n_crops": 16, "front": "classical"}   # 12 panels of 2.5 s, 4 rhythm windows
     assert reading.grid.found and reading.upright is not None
 
 
@@ -294,3 +294,48 @@ def test_residual_model_adds_the_decoder_to_the_reading_and_ignores_the_signal()
     # ink-only crops have no reading to correct: the residual is off there, and the model says so
     ink = MultimodalECG(dataclasses.replace(TINY, residual=True), INK)
     assert ink.reading is None and ink.cfg.residual is False
+
+
+def test_the_trace_networks_front_cuts_its_probability_and_its_reading(tmp_path):
+    """``CropConfig.front = "trace_net"``: the crops are the committed network's probability
+    (ink) beside its reader's trace, and ``--method trace_model`` reads them with a model of
+    that front, reporting what the front found (its geometry, the page's turn)."""
+    from ecgnb import digitizers
+    from ecgnb.panels import analyse_for, crops_from_layout, trace_net_reader
+    from ecgnb.render import drawn_mask
+
+    image, truth = _rendered_page()
+    crop = dataclasses.replace(TWO, front="trace_net")
+    analysis = analyse_for(image, "3x4+1", 10.0, crop)
+    assert analysis.classical.method == "trace_net"
+    # the ink is the network's probability of the page it read, not the page's darkness
+    np.testing.assert_allclose(analysis.ink.max(), trace_net_reader().probability(analysis.upright).max(),
+                               atol=0.05)
+    assert analysis.ink.mean() < 0.1 and analysis.ink.max() > 0.9
+    crops = crops_from_layout(analysis, crop)
+    assert len(crops) == 80 and crops[0].crop.shape == (2, 32, 100)
+    # the trace channel is the front's reading: one mark per column where it ran
+    assert (crops[0].crop[1].max(axis=0) > 0.5).mean() > 0.9
+
+    tiny = dataclasses.replace(TINY, residual=True)
+    ckpt = tmp_path / "tiny.pt"
+    net = MultimodalECG(tiny, crop)
+    torch.save({"model": net.state_dict(), "model_cfg": tiny.resolved(crop).to_dict(),
+                "crop": crop.to_dict()}, ckpt)
+    reader = digitizers.get("trace_model", checkpoint=ckpt)
+    reading = reader.read(image, ReadOptions(layout="3x4+1", fs=500))
+    assert reading.method == "trace_model" and reading.signal.shape == (5000, 12)
+    assert reading.extra["front"] == "trace_net" and reading.extra["n_crops"] == 80
+    assert "geometry" in reading.extra and "page_turn_deg" in reading.extra
+    np.testing.assert_array_equal(~np.isnan(reading.signal), drawn_mask(truth))
+    # untrained weights: the residual decoder starts at the front's own reading
+    front = analysis.classical.signal[drawn_mask(truth)]
+    assert np.corrcoef(reading.signal[drawn_mask(truth)], front)[0, 1] > 0.5
+
+
+def test_a_missing_trace_model_says_how_to_make_one(monkeypatch, tmp_path):
+    from ecgnb import model as model_module
+
+    monkeypatch.setattr(model_module, "TRACE_MODEL_CHECKPOINT", tmp_path / "trace_model.pt")
+    with pytest.raises(MissingInputError, match="train_trace_model.py --publish"):
+        model_module.TraceModelDigitizer()

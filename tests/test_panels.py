@@ -136,3 +136,12 @@ def test_raw_crops_are_cached_apart():
     assert P.panel_cache_path("quick", "train", preprocess=False).name == "panels_raw_train.npz"
     assert P.panel_cache_path("quick", "train").name == "panels_train.npz"
     assert P.panel_cache_path("quick", "train", trace=False).name == "panels_ink_train.npz"
+    assert P.panel_cache_path("quick", "train", front="trace_net").name == "panels_tracenet_train.npz"
+    assert P.panel_cache_path("quick", "val", trace=False, front="trace_net").name == \
+        "panels_tracenet_ink_val.npz"
+
+
+def test_an_unknown_crop_front_is_refused():
+    image = np.full((400, 600, 3), 255, np.uint8)
+    with pytest.raises(ValueError, match="unknown crop front 'nope'"):
+        P.analyse_for(image, "3x4+1", 10.0, dataclasses.replace(CFG, front="nope"))

@@ -73,3 +73,13 @@ def test_trace_net_table_only_when_its_benchmark_ran(tmp_path):
     (tmp_path / "benchmarks" / "trace_net.md").write_text("| set | method |\n|---|---|\n| eik-dev | trace_net |\n")
     text = trace_net_table(tmp_path)
     assert "--name trace_net" in text and "| eik-dev | trace_net |" in text
+
+
+def test_trace_model_table_only_when_its_benchmark_ran(tmp_path):
+    from ecgnb.report import trace_model_table
+    assert trace_model_table(tmp_path) == ""
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "trace_model.md").write_text(
+        "| set | method |\n|---|---|\n| eik-dev | trace_multimodal |\n")
+    text = trace_model_table(tmp_path)
+    assert "bench_trace_model.py" in text and "| eik-dev | trace_multimodal |" in text

@@ -240,6 +240,13 @@ def test_variant_configs():
     assert c.preprocess is True and t.multimodal is False
     with pytest.raises(ValueError, match="unknown variant"):
         variant_configs("nope", TrainConfig(), CropConfig())
+    # the trace network's front: the same three parts, the image-only and unaligned ablations
+    t, c = variant_configs("trace_multimodal", TrainConfig(), CropConfig())
+    assert c.front == "trace_net" and t.multimodal and t.w_align > 0
+    t, c = variant_configs("trace_image_only", TrainConfig(), CropConfig())
+    assert c.front == "trace_net" and not t.multimodal
+    t, c = variant_configs("trace_no_align", TrainConfig(), CropConfig())
+    assert c.front == "trace_net" and t.multimodal and t.w_align == 0.0
 
 
 def test_crop_settings_come_from_the_arrays_or_the_caller(data, tmp_path):
