@@ -21,20 +21,10 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from ecgnb import digitizers, evaluate, paths, report  # noqa: E402
+from ecgnb import digitizers, evaluate, report  # noqa: E402
 from ecgnb.errors import MissingInputError  # noqa: E402
 
 OUT = ROOT / "reports" / "benchmarks"
-
-
-def score_set(name: str, digitize, split_profile: str | None) -> pd.DataFrame:
-    """Long score table of one set (``eik-dev``, ``photos-dev`` or ``<profile> test``)."""
-    if name == "eik-dev":
-        return evaluate.score_eik(digitize)
-    if name == "photos-dev":
-        return evaluate.score_photos(digitize)
-    pages = evaluate.load_split(split_profile, "test")
-    return evaluate.score_dataset(digitize, pages, paths.data_dir(split_profile), 500)
 
 
 def summarize(table: pd.DataFrame) -> pd.DataFrame:
@@ -61,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         digitize = evaluate.method(method)        # loads a checkpoint once per method
         for name in sets:
             try:
-                frames.append(score_set(name, digitize, args.split).assign(set=name, method=method))
+                table = evaluate.score_named_set(name, digitize, args.split)
+                frames.append(table.assign(set=name, method=method))
             except MissingInputError as exc:
                 print(f"{name} skipped: {exc}")
     if not frames:

@@ -65,16 +65,6 @@ class SharedFront:
         self.pages, self.seconds = {}, {}
 
 
-def score_set(name: str, digitize, profile: str) -> pd.DataFrame:
-    """Long score table of one set (``eik-dev``, ``photos-dev`` or ``<profile> test``)."""
-    if name == "eik-dev":
-        return evaluate.score_eik(digitize)
-    if name == "photos-dev":
-        return evaluate.score_photos(digitize)
-    pages = evaluate.load_split(profile, "test")
-    return evaluate.score_dataset(digitize, pages, paths.data_dir(profile), 500)
-
-
 def summarize(table: pd.DataFrame) -> pd.DataFrame:
     """One row per (set, method): means over (page, lead), refused pages, seconds per page (a
     model's own plus the front's reading of the page, which ``trace_net``'s row times)."""
@@ -108,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         label = f"{profile.name} test" if set_name == "test" else set_name
         try:
             for method, digitize in methods.items():   # trace_net first: it runs the front
-                frames.append(score_set(set_name, digitize, profile.name).assign(set=label, method=method))
+                table = evaluate.score_named_set(set_name, digitize, profile.name)
+                frames.append(table.assign(set=label, method=method))
         except MissingInputError as exc:
             print(f"{label} skipped: {exc}")
         front.clear()

@@ -241,6 +241,16 @@ def score_truth_oracle(index: pd.DataFrame, data_dir: Path, fs: int) -> pd.DataF
     return pd.concat(frames, ignore_index=True)
 
 
+def score_named_set(name: str, digitize: Digitizer, profile: str | None = None) -> pd.DataFrame:
+    """Long score table of one named set: ``eik-dev``, ``photos-dev`` or anything else, read as
+    the test split of ``data/<profile>`` (at 500 Hz, as the shared sets)."""
+    if name == "eik-dev":
+        return score_eik(digitize)
+    if name == "photos-dev":
+        return score_photos(digitize)
+    return score_dataset(digitize, load_split(profile, "test"), paths.data_dir(profile), 500)
+
+
 def load_split(profile_name: str, split: str, data_dir: Path | None = None) -> pd.DataFrame:
     """Rows of the dataset index that belong to ``split``, sorted by page name.
 

@@ -110,46 +110,45 @@ def headline(report_dir: Path) -> str:
             f"{paper.loc[best, 'paper_snr_db']:.2f} dB.")
 
 
+def benchmark_table(reports_root: Path, stem: str, intro: str) -> str:
+    """``intro`` and the table ``benchmarks/<stem>.md``; empty when that benchmark has not run."""
+    md = Path(reports_root) / "benchmarks" / f"{stem}.md"
+    return intro + "\n\n" + md.read_text() if md.exists() else ""
+
+
 def external_table(reports_root: Path) -> str:
     """The shared external sets scored by the current code (``benchmarks/external.md``)."""
-    md = Path(reports_root) / "benchmarks" / "external.md"
-    if not md.exists():
-        return ""
-    return ("**The code as it is now, on the shared sets** (`reports/benchmarks/external.md`, "
-            "made by `python benchmarks/bench_external.py --split reference`; per page: "
-            "`external_per_page.md`). Every registered method on the ECG-Image-Kit pages, the "
-            "real phone photos (`photos-dev`: measurement only; a refused photo scores 0 dB per "
-            "lead) and the reference test split, with the current metric; `seconds_per_page` is "
-            "wall time on 2 shared cores.\n\n" + md.read_text())
+    return benchmark_table(reports_root, "external", (
+        "**The code as it is now, on the shared sets** (`reports/benchmarks/external.md`, "
+        "made by `python benchmarks/bench_external.py --split reference`; per page: "
+        "`external_per_page.md`). Every registered method on the ECG-Image-Kit pages, the "
+        "real phone photos (`photos-dev`: measurement only; a refused photo scores 0 dB per "
+        "lead) and the reference test split, with the current metric; `seconds_per_page` is "
+        "wall time on 2 shared cores."))
 
 
 def trace_net_table(reports_root: Path) -> str:
     """The trace-network method on the same sets (``benchmarks/trace_net.md``, written by
-    ``bench_external.py --name trace_net``); empty when that benchmark has not been run."""
-    md = Path(reports_root) / "benchmarks" / "trace_net.md"
-    if not md.exists():
-        return ""
-    return ("**The per-pixel trace network on the same sets** (`reports/benchmarks/trace_net.md`, "
-            "made by `python benchmarks/bench_external.py --methods trace_net --split reference "
-            "--name trace_net` with the committed `models/trace_net.pt`; per page: "
-            "`trace_net_per_page.md`). Compare each row with the same set's rows above.\n\n"
-            + md.read_text())
+    ``bench_external.py --name trace_net``)."""
+    return benchmark_table(reports_root, "trace_net", (
+        "**The per-pixel trace network on the same sets** (`reports/benchmarks/trace_net.md`, "
+        "made by `python benchmarks/bench_external.py --methods trace_net --split reference "
+        "--name trace_net` with the committed `models/trace_net.pt`; per page: "
+        "`trace_net_per_page.md`). Compare each row with the same set's rows above."))
 
 
 def trace_model_table(reports_root: Path) -> str:
     """The multimodal model on the trace network's front and its ablations
-    (``benchmarks/trace_model.md``, written by ``bench_trace_model.py``); empty when absent."""
-    md = Path(reports_root) / "benchmarks" / "trace_model.md"
-    if not md.exists():
-        return ""
-    return ("**The paper's three parts on the trace network's front** (`reports/benchmarks/"
-            "trace_model.md`, made by `python benchmarks/bench_trace_model.py --profile reference` "
-            "after `python benchmarks/train_trace_model.py --profile reference --publish`; per page: "
-            "`trace_model_per_page.md`). `trace_net` is the front alone; `trace_multimodal` the "
-            "image encoder on its probability and reading with the signal encoder and shared "
-            "latent in training (`models/trace_model.pt`, `--method trace_model`); "
-            "`trace_image_only` without the signal encoder; `trace_no_align` without pulling the "
-            "latents together. Seconds include the front's reading.\n\n" + md.read_text())
+    (``benchmarks/trace_model.md``, written by ``bench_trace_model.py``)."""
+    return benchmark_table(reports_root, "trace_model", (
+        "**The paper's three parts on the trace network's front** (`reports/benchmarks/"
+        "trace_model.md`, made by `python benchmarks/bench_trace_model.py --profile reference` "
+        "after `python benchmarks/train_trace_model.py --profile reference --epochs 7 --threads 1 "
+        "--publish`; per page: `trace_model_per_page.md`). `trace_net` is the front alone; "
+        "`trace_multimodal` the image encoder on its probability and reading with the signal "
+        "encoder and shared latent in training (`models/trace_model.pt`, `--method trace_model`); "
+        "`trace_image_only` without the signal encoder; `trace_no_align` without pulling the "
+        "latents together. Seconds include the front's reading; `epochs` is each model's training."))
 
 
 def photos_table(reports_root: Path) -> str:
