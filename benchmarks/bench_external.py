@@ -59,10 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit("nothing scored: the shared sets are absent")
     table = pd.concat(frames, ignore_index=True)
     summary = summarize(table)
-    report.write_table(summary, OUT / args.name)
-    per_page = table.groupby(["set", "page", "method"])["snr_db"].mean().unstack("method")
-    report.write_table(per_page, OUT / f"{args.name}_per_page")
-    print(summary.round(2).to_string())
+    report.write_set_scores(summary, table, OUT / args.name)
     return 0
 
 

@@ -110,10 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     for v in models:      # how long each variant trained, from its own checkpoint
         ckpt = torch.load(run_root / v / "best.pt", map_location="cpu", weights_only=True)
         summary.loc[summary.index.get_level_values("method") == v, "epochs"] = ckpt["train_cfg"]["epochs"]
-    report.write_table(summary, OUT / args.name)
-    per_page = table.groupby(["set", "page", "method"])["snr_db"].mean().unstack("method")
-    report.write_table(per_page, OUT / f"{args.name}_per_page")
-    print(summary.round(2).to_string())
+    report.write_set_scores(summary, table, OUT / args.name)
     return 0
 
 

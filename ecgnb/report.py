@@ -110,6 +110,15 @@ def headline(report_dir: Path) -> str:
             f"{paper.loc[best, 'paper_snr_db']:.2f} dB.")
 
 
+def write_set_scores(summary: pd.DataFrame, table: pd.DataFrame, path: Path) -> None:
+    """A benchmark's ``summary`` at ``path`` (.csv/.md) and the mean aligned SNR per page and
+    method of its long score ``table`` at ``<path>_per_page``; the summary printed."""
+    write_table(summary, path)
+    per_page = table.groupby(["set", "page", "method"])["snr_db"].mean().unstack("method")
+    write_table(per_page, path.with_name(f"{path.name}_per_page"))
+    print(summary.round(2).to_string())
+
+
 def benchmark_table(reports_root: Path, stem: str, intro: str) -> str:
     """``intro`` and the table ``benchmarks/<stem>.md``; empty when that benchmark has not run."""
     md = Path(reports_root) / "benchmarks" / f"{stem}.md"
