@@ -145,7 +145,15 @@ def run_edges(seg: np.ndarray, cols: np.ndarray, cover: np.ndarray | None
 
 def trace_points(runs: list[np.ndarray], choice: list[int | None], pen: float,
                  cover: np.ndarray | None = None) -> np.ndarray:
-    """Polyline ``(n, 2)`` of (x, y) px, one point per traced column, keeping peaks.
+    """Polyline ``(n, 2)`` of (x, y) px, one point per traced column, keeping peaks
+    (``column_points`` without its flags)."""
+    return column_points(runs, choice, pen, cover)[0]
+
+
+def column_points(runs: list[np.ndarray], choice: list[int | None], pen: float,
+                  cover: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(points, extreme)``: polyline ``(n, 2)`` of (x, y) px, one point per traced column,
+    and ``(n,)`` bool, True where the point is a peak's or a trough's extreme.
 
     A column's run spans everything the trace covers in that column, widened by the pen. On
     flat and sloped stretches the trace passes through the run's (coverage-weighted) centre,
@@ -157,7 +165,7 @@ def trace_points(runs: list[np.ndarray], choice: list[int | None], pen: float,
     """
     cols = np.array([x for x, j in enumerate(choice) if j is not None], dtype=int)
     if not cols.size:
-        return np.zeros((0, 2))
+        return np.zeros((0, 2)), np.zeros(0, bool)
     seg = np.array([runs[x][choice[x]] for x in cols], dtype=float)
     top, bot, y = run_edges(seg, cols, cover)
     thick = bot - top
@@ -179,7 +187,7 @@ def trace_points(runs: list[np.ndarray], choice: list[int | None], pen: float,
     y = np.where(peak, a, y)
     y = np.where(trough, b, y)
     y = np.where(both, np.where(ref - a > b - ref, a, b), y)
-    return np.stack([cols.astype(float), y], axis=1)
+    return np.stack([cols.astype(float), y], axis=1), peak | trough
 
 
 def stroke_points(runs: list[np.ndarray], choice: list[int | None], pen: float,
@@ -254,10 +262,12 @@ def panel_signal(points: np.ndarray, box: pp.PanelBox, grid: pp.GridInfo, fs: fl
 
 
 def extract_panel(mask: np.ndarray, box: pp.PanelBox, grid: pp.GridInfo, pen: float,
-                  cover: np.ndarray | None = None) -> np.ndarray:
+                  cover: np.ndarray | None = None, keep_apex: bool = False) -> np.ndarray:
     """Polyline ``(n, 2)`` (x, y) page px of the trace inside ``box`` of the upright ``mask``.
 
-    ``cover`` (same shape as ``mask``, see ``ink_coverage``) makes the points sub-pixel.
+    ``cover`` (same shape as ``mask``, see ``ink_coverage``) makes the points sub-pixel;
+    ``keep_apex``: peaks' and troughs' column points stay beside the strokes' row points
+    (``merge_points``).
     """
     h, w = mask.shape
     x0, x1 = max(0, int(np.floor(box.x0))), min(w, int(np.ceil(box.x1)) + 1)
@@ -265,21 +275,24 @@ def extract_panel(mask: np.ndarray, box: pp.PanelBox, grid: pp.GridInfo, pen: fl
     runs = column_runs(mask[y0:y1, x0:x1])
     choice = follow_trace(runs, float(box.baseline_at(0.5 * (box.x0 + box.x1))) - y0, grid.px_per_mm_y)
     sub = None if cover is None else cover[y0:y1, x0:x1]
-    pts = trace_points(runs, choice, pen, sub)
+    pts, extreme = column_points(runs, choice, pen, sub)
     if sub is not None and len(pts):
         extra = stroke_points(runs, choice, pen, sub)
         if len(extra):
-            pts = merge_points(pts, extra)
+            pts = merge_points(pts, extra, keep=extreme if keep_apex else None)
     return pts + np.array([x0, y0], dtype=float) if len(pts) else pts
 
 
-def merge_points(cols: np.ndarray, extra: np.ndarray) -> np.ndarray:
+def merge_points(cols: np.ndarray, extra: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
     """Column points ``cols`` and stroke points ``extra`` (both ``(n, 2)`` x, y px) as one
-    polyline sorted by x, without the column points that have a stroke point within 0.5 px."""
-    # A column's single point on a stroke is coarser than the stroke's own row points.
+    polyline sorted by x, without the column points that have a stroke point within 0.5 px,
+    except those ``keep`` marks ``(n,)`` bool (a peak's or trough's extreme)."""
+    # A column's single point on a stroke is coarser than the stroke's own row points; not at
+    # a narrow QRS apex, whose rows hold the up- and downstroke merged and give no row point,
+    # so the column's extreme is the only point on the apex.
     xe = np.sort(extra[:, 0])
     near = np.searchsorted(xe, cols[:, 0] + 0.5) - np.searchsorted(xe, cols[:, 0] - 0.5)
-    cols = cols[near == 0]
+    cols = cols[(near == 0) | (False if keep is None else keep)]
     allp = np.vstack([cols, extra])
     return allp[np.argsort(allp[:, 0], kind="stable")]
 
@@ -347,10 +360,12 @@ def digitize_image(image: np.ndarray, layout: str = "3x4+1", fs: float = 500,
 
 
 def read_traces(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, cover: np.ndarray,
-                fs: float, duration_s: float, paper: PaperConfig) -> tuple[np.ndarray, dict]:
+                fs: float, duration_s: float, paper: PaperConfig,
+                keep_apex: bool = False) -> tuple[np.ndarray, dict]:
     """``(signal, traces)``: every panel of ``lay`` read from ``mask`` with pen coverage
     ``cover`` (0..1 per px); ``signal`` is ``(round(fs * duration_s), 12)`` mV, NaN where no
-    panel shows a lead, ``traces`` the points found per panel index."""
+    panel shows a lead, ``traces`` the points found per panel index (``keep_apex``: see
+    ``extract_panel``)."""
     n = int(round(fs * duration_s))
     signal = np.full((n, len(LEAD_NAMES)), np.nan)
     traces = {}
@@ -358,7 +373,7 @@ def read_traces(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, cover: np.
     order = sorted(range(len(lay.panels)), key=lambda i: not lay.panels[i].rhythm)
     for i in order:
         box = lay.panels[i]
-        pts = drop_ticks(extract_panel(mask, box, grid, pen, cover), box, lay)
+        pts = drop_ticks(extract_panel(mask, box, grid, pen, cover, keep_apex), box, lay)
         traces[i] = pts
         idx, mv = panel_signal(pts, box, grid, fs, paper)
         keep = idx < n
@@ -370,7 +385,8 @@ def read_traces(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, cover: np.
 
 
 def read_traces_choosing(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, covers,
-                         fs: float, duration_s: float, paper: PaperConfig) -> tuple[np.ndarray, dict, dict]:
+                         fs: float, duration_s: float, paper: PaperConfig,
+                         keep_apex: bool = False) -> tuple[np.ndarray, dict, dict]:
     """``read_traces`` with one coverage array, or with each of a ``{name: coverage}`` dict,
     keeping the reading whose limb leads obey Einthoven's law best (``orient.lead_consistency``;
     the first on a tie or where no relation can be judged). Different estimates of the pen's
@@ -378,10 +394,10 @@ def read_traces_choosing(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, c
     noisy on degraded ones), and the law tells which one read a page better without its truth.
     ``extra`` names the coverage kept and each one's consistency (plain JSON; empty for one array)."""
     if not isinstance(covers, dict):
-        return (*read_traces(mask, lay, grid, pen, covers, fs, duration_s, paper), {})
+        return (*read_traces(mask, lay, grid, pen, covers, fs, duration_s, paper, keep_apex), {})
     best, scores = None, {}
     for name, cover in covers.items():
-        signal, traces = read_traces(mask, lay, grid, pen, cover, fs, duration_s, paper)
+        signal, traces = read_traces(mask, lay, grid, pen, cover, fs, duration_s, paper, keep_apex)
         score = lead_consistency(signal, fs)
         scores[name] = None if score is None else round(score, 4)
         value = -np.inf if score is None else score
@@ -418,7 +434,9 @@ def digitize_straightened(upright: np.ndarray, skew: float, dark: np.ndarray,
     pen = pen_width(mask, lay)
     covers = ink_coverage(dark, mask) if coverage is None else coverage(upright, dark, mask)
     readout = mask if readout_mask is None else readout_mask(mask, grid)
-    signal, traces, extra = read_traces_choosing(readout, lay, grid, pen, covers, fs, duration_s, paper)
+    keep_apex = (cfg or PreprocessConfig()).keep_apex
+    signal, traces, extra = read_traces_choosing(readout, lay, grid, pen, covers, fs, duration_s,
+                                                 paper, keep_apex)
     return Reading(signal=signal, fs=float(fs), lead_names=LEAD_NAMES, method=ClassicalDigitizer.name,
                    skew_deg=skew, grid=grid, layout=lay, upright=upright, traces=traces, extra=extra)
 

@@ -119,7 +119,7 @@ def test_of_several_coverages_the_reading_with_the_most_consistent_limb_leads_is
     t = np.linspace(0, 2 * np.pi, 1250)
     lead_i, lead_iii = np.sin(t), np.cos(3 * t)
 
-    def fake_read(mask, lay, grid, pen, cover, fs, duration_s, paper):
+    def fake_read(mask, lay, grid, pen, cover, fs, duration_s, paper, keep_apex=False):
         signal = np.full((5000, 12), np.nan)
         if cover != "c":
             signal[:1250, LEAD_INDEX["I"]] = lead_i
@@ -139,3 +139,21 @@ def test_of_several_coverages_the_reading_with_the_most_consistent_limb_leads_is
     assert dg.read_traces_choosing(*args, {"c": "c", "a": "a"}, 500, 10.0, PaperConfig())[2]["coverage"] == "a"
     assert dg.read_traces_choosing(*args, {"c": "c"}, 500, 10.0, PaperConfig())[2]["coverage"] == "c"
     assert dg.read_traces_choosing(*args, "b", 500, 10.0, PaperConfig())[2] == {}
+
+
+def test_a_narrow_apex_keeps_its_column_point_only_when_asked():
+    # A QRS apex: the column at x = 5 tops out at y = 10; the strokes' row points beside it
+    # (x = 5.2) start lower, where the up- and downstroke no longer merge in one row.
+    cover = np.zeros((60, 11), np.float32)
+    cover[50:53, :] = 1.0                         # the baseline, a pen 3 px thick
+    cover[9:53, 5] = 1.0                          # the apex column's run, 44 px tall
+    runs = dg.column_runs(cover > 0.45)
+    choice = dg.follow_trace(runs, 51.0, 8.0)
+    pts, extreme = dg.column_points(runs, choice, 3.0, cover)
+    assert extreme.tolist() == [x == 5 for x in range(11)]
+    strokes = np.array([[5.2, 20.0], [5.2, 30.0], [5.3, 40.0]])
+    kept = dg.merge_points(pts, strokes, keep=extreme)
+    dropped = dg.merge_points(pts, strokes)
+    assert kept[:, 1].min() == pytest.approx(10.0, abs=0.2)   # the run's top edge, half a pen in
+    assert dropped[:, 1].min() == 20.0 and len(kept) == len(dropped) + 1
+    assert np.all(np.diff(kept[:, 0]) >= 0)
