@@ -105,13 +105,10 @@ class PreprocessConfig:
     trace_band_mm: tuple[float, float] = (2.0, 5.0)  # mm either side of the baseline: the narrow band a trace
                                       # start or end is read in, and the tall band its gap must leave empty
     trace_gap_max_mm: float = 4.0     # mm past the pulse's right stroke where a row's trace may start
-    pulse_start: bool = False         # a trace that runs on from the pulse's right stroke (no gap)
-                                      # starts at it (else that row's start is not observed); the
-                                      # trace-network reader sets it, the classical reader of the
-                                      # committed study reports does not
     keep_apex: bool = False           # keep a peak's column point beside the steep strokes' row
                                       # points (a narrow QRS apex, whose rows hold both strokes
-                                      # merged, has no row point); set as ``pulse_start`` is
+                                      # merged, has no row point); the trace-network reader sets
+                                      # it, the classical reader of the committed study does not
     cal_pulse_s: float = 0.2          # s, calibration pulse width (5 mm at PaperConfig.speed_mm_s = 25 mm/s)
     cal_pulse_mv: float = 1.0         # mV, calibration pulse height (its mm give the print's mm/mV)
     cal_search_mm: tuple[float, float, float, float] = (15.0, 1.0, 14.0, 3.0)  # mm the pulse is searched
@@ -364,7 +361,9 @@ class TraceReadConfig:
     fill_mm: float = 3.0              # mm: vertical gaps shorter than this in a column of the ink
                                       # are filled along the colour rules' ink beside them, before
                                       # bridging (``trace_reader.stroke_filled``: a photo's thin QRS
-                                      # upstroke the network marks in pieces); 0: off
+                                      # upstroke the network marks in pieces); 0: off. Reference
+                                      # val aligned dB 16.12 without, 16.12 with; photos-dev
+                                      # (measured, not chosen on) 3.26 without, 3.31 with
 
 
 # Named sizes of the trace network's training: "quick" proves the chain in seconds (tests, CI);

@@ -374,10 +374,8 @@ def _trace_start(ink: np.ndarray, tall: np.ndarray, cal: dict | None, x_start: f
     QRS leaving the narrow band is no gap. Searched from the pulse's right stroke to
     ``cfg.trace_gap_max_mm`` past it (the pulse's foot may run on for a mm or two; farther on, a
     gap is a QRS leaving the band); the trace must then be inked for most of the next 2 mm, and
-    lie within ``cfg.row_end_tol_mm`` of the page's ``x_start``. Where no gap is found and the
-    trace runs on from the pulse's right stroke (a printer that draws the pulse into the trace),
-    with ``cfg.pulse_start`` the trace's first ink is the first column past that stroke (else,
-    and without a pulse, the start is not observable).
+    lie within ``cfg.row_end_tol_mm`` of the page's ``x_start``. Without a pulse, or when foot
+    and trace touch (no gap), the start is not observable.
     """
     if cal is None:
         return np.nan
@@ -385,12 +383,9 @@ def _trace_start(ink: np.ndarray, tall: np.ndarray, cal: dict | None, x_start: f
     a = int(cal["x1"]) + 1
     b = int(min(ink.size - int(2 * ppx), cal["x1"] + cfg.trace_gap_max_mm * ppx))
     gap = max(2, int(round(0.3 * ppx)))
-    near = cfg.row_end_tol_mm * ppx
     for c in range(a + gap, b):
         if ink[c] and not tall[c - gap:c].any() and ink[c:c + int(2 * ppx)].mean() > 0.8:
-            return float(c) if abs(c - x_start) < near else np.nan
-    if cfg.pulse_start and a + int(2 * ppx) <= ink.size and ink[a:a + int(2 * ppx)].mean() > 0.8:
-        return float(a) if abs(a - x_start) < near else np.nan
+            return float(c) if abs(c - x_start) < cfg.row_end_tol_mm * ppx else np.nan
     return np.nan
 
 

@@ -19,7 +19,10 @@ read out twice, with that coverage and with the page's own darkness inside the n
 and the reading whose limb leads obey Einthoven's law better is kept (``TraceReadConfig.coverage``).
 Layout, 0 mV lines and time axes come from that mask; the traces are read from it with vertical
 gaps under ``TraceReadConfig.bridge_mm`` filled (``bridged``: a thin, steep QRS stroke that the
-network marks in pieces is read whole, not cut at its first break).
+network marks in pieces is read whole, not cut at its first break), after longer gaps (under
+``TraceReadConfig.fill_mm``) were joined along the colour rules' ink beside them
+(``stroke_filled``: a photo's faint upstroke). A narrow apex keeps its column point
+(``with_reader_settings``).
 """
 from __future__ import annotations
 
@@ -83,12 +86,11 @@ def stroke_filled(mask: np.ndarray, evidence: np.ndarray, reach_px: int) -> np.n
 
 
 def with_reader_settings(options: ReadOptions) -> ReadOptions:
-    """``options`` with this reader's read-out settings of the shared front end: a trace that
-    runs on from its calibration pulse starts there, and a narrow QRS apex keeps its column
-    point (``PreprocessConfig.pulse_start`` / ``keep_apex``; the classical reader, whose figures
-    the committed study reports, reads as before). Reference val pages, aligned / unaligned
-    dB: 15.96 / 13.92 without, see ``TraceReadConfig`` for each step."""
-    pre = dataclasses.replace(options.preprocess, pulse_start=True, keep_apex=True)
+    """``options`` with this reader's read-out setting of the shared front end: a narrow QRS
+    apex keeps its column point (``PreprocessConfig.keep_apex``; the classical reader, whose
+    figures the committed study reports, reads as before). Reference val pages, aligned /
+    unaligned dB: 15.96 / 13.92 without, 16.12 / 14.00 with."""
+    pre = dataclasses.replace(options.preprocess, keep_apex=True)
     return dataclasses.replace(options, preprocess=pre)
 
 

@@ -243,24 +243,3 @@ def test_preprocess_modules_form_a_chain_without_cycles():
     assert not imports["grid"] & {"straighten", "layout_detect", "preprocess"}
     assert not imports["straighten"] & {"layout_detect", "preprocess"}
     assert "preprocess" not in imports["layout_detect"]
-
-
-def test_a_trace_running_on_from_its_pulse_starts_there_when_asked():
-    from ecgnb.config import PreprocessConfig
-    from ecgnb.grid import GridInfo
-
-    ppm = 8.0
-    grid = GridInfo(px_per_mm=ppm, px_per_mm_x=ppm, px_per_mm_y=ppm, minor_px=ppm,
-                    major_px=5 * ppm, colour=(200, 0, 0), confidence=1.0, found=True)
-    cal = {"x0": 60.0, "x1": 100.0}
-    ink = np.zeros(800, bool)
-    ink[60:] = True                      # pulse foot, right stroke and trace with no gap
-    tall = ink.copy()
-    plain, asked = PreprocessConfig(), PreprocessConfig(pulse_start=True)
-    assert np.isnan(ld._trace_start(ink, tall, cal, 101.0, grid, plain))
-    assert ld._trace_start(ink, tall, cal, 101.0, grid, asked) == 101.0
-    assert np.isnan(ld._trace_start(ink, tall, cal, 200.0, grid, asked))   # far from the axis
-    gap = ink.copy()
-    gap[101:106] = False                 # a printer that leaves a gap: its first ink either way
-    assert ld._trace_start(gap, gap, cal, 106.0, grid, plain) == 106.0
-    assert ld._trace_start(gap, gap, cal, 106.0, grid, asked) == 106.0

@@ -266,6 +266,5 @@ def test_the_trace_reader_reads_with_its_own_front_end_settings():
 
     options = ReadOptions(layout="6x2", fs=250.0)
     set_ = with_reader_settings(options)
-    assert set_.preprocess.pulse_start and set_.preprocess.keep_apex
-    assert (set_.layout, set_.fs) == ("6x2", 250.0)
-    assert not options.preprocess.pulse_start and not options.preprocess.keep_apex
+    assert set_.preprocess.keep_apex and (set_.layout, set_.fs) == ("6x2", 250.0)
+    assert not options.preprocess.keep_apex
