@@ -358,12 +358,6 @@ class TraceReadConfig:
                                       # the ink as it is. Reference val pages, aligned / unaligned
                                       # dB: 15.79 / 13.82 without, 15.96 / 13.92 with (bridging
                                       # before the layout too: 16.06 / 13.44)
-    fill_mm: float = 3.0              # mm: vertical gaps shorter than this in a column of the ink
-                                      # are filled along the colour rules' ink beside them, before
-                                      # bridging (``trace_reader.stroke_filled``: a photo's thin QRS
-                                      # upstroke the network marks in pieces); 0: off. Reference
-                                      # val aligned dB 16.12 without, 16.12 with; photos-dev
-                                      # (measured, not chosen on) 3.26 without, 3.31 with
 
 
 # Named sizes of the trace network's training: "quick" proves the chain in seconds (tests, CI);

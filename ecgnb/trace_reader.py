@@ -19,10 +19,8 @@ read out twice, with that coverage and with the page's own darkness inside the n
 and the reading whose limb leads obey Einthoven's law better is kept (``TraceReadConfig.coverage``).
 Layout, 0 mV lines and time axes come from that mask; the traces are read from it with vertical
 gaps under ``TraceReadConfig.bridge_mm`` filled (``bridged``: a thin, steep QRS stroke that the
-network marks in pieces is read whole, not cut at its first break), after longer gaps (under
-``TraceReadConfig.fill_mm``) were joined along the colour rules' ink beside them
-(``stroke_filled``: a photo's faint upstroke). A narrow apex keeps its column point
-(``with_reader_settings``).
+network marks in pieces is read whole, not cut at its first break). A narrow apex keeps its
+column point (``with_reader_settings``).
 """
 from __future__ import annotations
 
@@ -64,25 +62,6 @@ def bridged(mask: np.ndarray, gap_px: int) -> np.ndarray:
     padded = np.pad(mask.astype(np.uint8), ((gap_px, gap_px), (0, 0)))
     closed = cv2.morphologyEx(padded, cv2.MORPH_CLOSE, np.ones((gap_px, 1), np.uint8))
     return closed[gap_px:-gap_px].astype(bool)
-
-
-def stroke_filled(mask: np.ndarray, evidence: np.ndarray, reach_px: int) -> np.ndarray:
-    """``mask`` ``(H, W)`` bool with the pixels of its vertical gaps under ``reach_px`` px filled
-    where ``evidence`` ``(H, W)`` bool is inked in the same or a neighbouring column (``reach_px``
-    < 2: as it is).
-
-    On a photo the network marks a thin, steep QRS upstroke in pieces that the colour rules' ink
-    still holds; this joins those pieces (and only along the ink seen) so that the trace can be
-    followed up the stroke, where a column-wise closing of that size would also fill the space
-    between the up- and downstroke of a wide complex."""
-    if reach_px < 2:
-        return mask
-    rows = np.arange(mask.shape[0])[:, None]
-    above = np.maximum.accumulate(np.where(mask, rows, -reach_px - 1), axis=0)
-    below = np.minimum.accumulate(np.where(mask, rows, mask.shape[0] + reach_px)[::-1], axis=0)[::-1]
-    gap = ~mask & (below - above <= reach_px) & (above >= 0) & (below < mask.shape[0])
-    near = cv2.dilate(evidence.astype(np.uint8), np.ones((1, 3), np.uint8)).astype(bool)
-    return mask | (gap & near)
 
 
 def with_reader_settings(options: ReadOptions) -> ReadOptions:
@@ -138,18 +117,13 @@ class TraceNetDigitizer(RectifiedDigitizer):
         (``remove_grid``) where they found a grid, and alone where the grid is as dark as
         the trace or was not found; the coverages to choose from; the traces read from that
         ink with short vertical gaps bridged (``TraceReadConfig.bridge_mm``)."""
-        colour_ink = {}   # the colour rules' ink of this page, the read-out's evidence
-
         def ink_mask(upright, dark, grid):
             net = self.probability(upright) > self.ink.threshold
             if not grid.found:
                 return net
             base = (darkness_ink(dark, grid, self.cfg, options.preprocess.trace_darkness) if flat
                     else pp.remove_grid(upright, grid, dark=dark, cfg=options.preprocess))
-            if base is None:
-                return net
-            colour_ink["base"] = base
-            return voted_ink(base, net, self.ink.vote_share)
+            return net if base is None else voted_ink(base, net, self.ink.vote_share)
 
         def coverage(upright, dark, mask):
             found = {"darkness": lambda: ink_coverage(dark, mask),
@@ -159,9 +133,6 @@ class TraceNetDigitizer(RectifiedDigitizer):
             return found[self.ink.coverage]()
 
         def readout_mask(mask, grid):
-            base = colour_ink.get("base")
-            if base is not None and base.shape == mask.shape:
-                mask = stroke_filled(mask, mask | base, int(round(self.ink.fill_mm * grid.px_per_mm)))
             return bridged(mask, int(round(self.ink.bridge_mm * grid.px_per_mm)))
 
         return ink_mask, coverage, readout_mask

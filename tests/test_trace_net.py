@@ -245,21 +245,6 @@ def test_bridged_fills_short_gaps_along_columns_only():
     assert not bridged(mask, 3)[5, 5] and (bridged(mask, 1) == mask).all()
 
 
-def test_stroke_filled_joins_a_broken_stroke_only_along_ink_beside_it():
-    from ecgnb.trace_reader import stroke_filled
-
-    mask = np.zeros((40, 6), bool)
-    mask[2:10, 2] = mask[22:30, 2] = True    # a stroke the network broke: 12 px gap in column 2
-    mask[2:10, 4] = mask[22:30, 4] = True    # the same gap in column 4, with no ink beside it
-    evidence = mask.copy()
-    evidence[10:22, 1] = True                # the colour rules' ink of the stroke, in column 1
-    out = stroke_filled(mask, evidence, reach_px=16)
-    assert out[2:30, 2].all() and not out[10:22, 4].any()
-    assert not stroke_filled(mask, evidence, reach_px=8)[10:22, 2].any()   # gap over the reach
-    assert (stroke_filled(mask, evidence, reach_px=1) == mask).all()
-    assert not out[:2].any() and not out[30:].any()      # nothing above or below the ink
-
-
 def test_the_trace_reader_reads_with_its_own_front_end_settings():
     from ecgnb.reading import ReadOptions
     from ecgnb.trace_reader import with_reader_settings
