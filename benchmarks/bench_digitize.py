@@ -79,15 +79,21 @@ def run_eik(limit: int | None = None) -> tuple[dict[str, pd.DataFrame], list[flo
     return frames, times
 
 
-def run_render(n_pages: int, severities=(0.0, 0.5, 1.0)) -> dict[float, dict[str, pd.DataFrame]]:
-    """Render ``n_pages`` real records with ``ecgnb.render`` (+ ``augment``) and digitize them."""
+def run_render(n_pages: int, severities=(0.0, 0.5, 1.0)
+               ) -> tuple[dict[float, dict[str, pd.DataFrame]], dict[float, list[float]]]:
+    """Render ``n_pages`` real records (none of the hidden holdout's) with ``ecgnb.render``
+    at 200 dpi (+ ``augment``) and digitize them; per severity, the per-record metric tables
+    and the seconds per page."""
     from ecgnb.augment import augment_page
     from ecgnb.config import PaperConfig
     from ecgnb.render import masked_signal, render_page
+    from ecgnb.sources import holdout_names
     import wfdb
 
-    heas = sorted(REAL_ECG.glob("*/*.hea"))
+    held = holdout_names()
+    heas = [h for h in sorted(REAL_ECG.glob("*/*.hea")) if h.stem not in held]
     out: dict[float, dict[str, pd.DataFrame]] = {s: {} for s in severities}
+    times: dict[float, list[float]] = {s: [] for s in severities}
     for k, hea in enumerate(heas[:n_pages]):
         rec = wfdb.rdrecord(str(hea.with_suffix("")))
         if rec.fs != 500:
@@ -100,13 +106,15 @@ def run_render(n_pages: int, severities=(0.0, 0.5, 1.0)) -> dict[float, dict[str
         ref = masked_signal(sig, truth)
         for sev in severities:
             img = image if sev == 0 else augment_page(image, truth, sev, np.random.default_rng(100 + k))[0]
+            t = time.perf_counter()
             try:
                 est = DIGITIZE(img).signal
             except Exception as exc:  # noqa: BLE001 - a benchmark reports failures, never stops
                 print(f"  {hea.stem} severity {sev}: {type(exc).__name__}: {exc}")
                 est = np.full_like(ref, np.nan)
+            times[sev].append(time.perf_counter() - t)
             out[sev][hea.stem] = score(ref, est, 500)
-    return out
+    return out, times
 
 
 def table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -149,8 +157,11 @@ def main(argv: list[str] | None = None) -> int:
         rec = {k: float(np.nanmean(v['snr_db'])) for k, v in frames.items()}
         print("per record mean snr_db:", {k: round(v, 2) for k, v in rec.items()})
     if args.render:
-        for sev, frames in run_render(args.render).items():
-            print(f"\nrender severity {sev}: {len(frames)} pages")
+        results, times = run_render(args.render)
+        for sev, frames in results.items():
+            print(f"\nrender severity {sev}: {len(frames)} pages of 200 dpi, "
+                  f"{np.mean(times[sev]):.2f} s/page mean, {np.median(times[sev]):.2f} median, "
+                  f"{np.max(times[sev]):.2f} s max (one core)")
             print(table(frames).round(2).to_string())
     return 0
 

@@ -117,6 +117,11 @@ class PreprocessConfig:
     cal_width_range_mm: tuple[float, float] = (3.0, 8.0)  # mm, plausible distance of the pulse's two strokes
     cal_min_height_mm: float = 4.0    # mm, a shorter "pulse" is trace, not calibration
     cal_foot_tol_mm: float = 0.5      # mm, a right foot farther from the left stroke's bottom is trace
+    pulse_consensus: bool = False     # a row's pulse whose height differs from the page's median
+                                      # pulse by over ``cal_height_tol_mm`` takes its 0 mV line from
+                                      # its flat top less that median (``layout_detect.agree_pulses``);
+                                      # the trace-network reader sets it, as keep_apex
+    cal_height_tol_mm: float = 0.5    # mm, see pulse_consensus
 
 
 @dataclass(frozen=True)

@@ -261,19 +261,29 @@ def panel_signal(points: np.ndarray, box: pp.PanelBox, grid: pp.GridInfo, fs: fl
     return idx, out
 
 
-def extract_panel(mask: np.ndarray, box: pp.PanelBox, grid: pp.GridInfo, pen: float,
-                  cover: np.ndarray | None = None, keep_apex: bool = False) -> np.ndarray:
-    """Polyline ``(n, 2)`` (x, y) page px of the trace inside ``box`` of the upright ``mask``.
-
-    ``cover`` (same shape as ``mask``, see ``ink_coverage``) makes the points sub-pixel;
-    ``keep_apex``: peaks' and troughs' column points stay beside the strokes' row points
-    (``merge_points``).
-    """
+def panel_path(mask: np.ndarray, box: pp.PanelBox, grid: pp.GridInfo) -> tuple:
+    """``(window, runs, choice)``: the page px ``(y0, y1, x0, x1)`` of ``box`` in the upright
+    ``mask``, the ink runs of its columns (``column_runs``) and the run the trace takes in
+    each (``follow_trace``). It depends on the mask alone, so readings of one mask with
+    several coverages share it."""
     h, w = mask.shape
     x0, x1 = max(0, int(np.floor(box.x0))), min(w, int(np.ceil(box.x1)) + 1)
     y0, y1 = max(0, int(box.y0)), min(h, int(box.y1) + 1)
     runs = column_runs(mask[y0:y1, x0:x1])
     choice = follow_trace(runs, float(box.baseline_at(0.5 * (box.x0 + box.x1))) - y0, grid.px_per_mm_y)
+    return (y0, y1, x0, x1), runs, choice
+
+
+def extract_panel(mask: np.ndarray, box: pp.PanelBox, grid: pp.GridInfo, pen: float,
+                  cover: np.ndarray | None = None, keep_apex: bool = False,
+                  path: tuple | None = None) -> np.ndarray:
+    """Polyline ``(n, 2)`` (x, y) page px of the trace inside ``box`` of the upright ``mask``.
+
+    ``cover`` (same shape as ``mask``, see ``ink_coverage``) makes the points sub-pixel;
+    ``keep_apex``: peaks' and troughs' column points stay beside the strokes' row points
+    (``merge_points``); ``path``: this box's ``panel_path``, if already found.
+    """
+    (y0, y1, x0, x1), runs, choice = path or panel_path(mask, box, grid)
     sub = None if cover is None else cover[y0:y1, x0:x1]
     pts, extreme = column_points(runs, choice, pen, sub)
     if sub is not None and len(pts):
@@ -361,11 +371,12 @@ def digitize_image(image: np.ndarray, layout: str = "3x4+1", fs: float = 500,
 
 def read_traces(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, cover: np.ndarray,
                 fs: float, duration_s: float, paper: PaperConfig,
-                keep_apex: bool = False) -> tuple[np.ndarray, dict]:
+                keep_apex: bool = False, paths: dict | None = None) -> tuple[np.ndarray, dict]:
     """``(signal, traces)``: every panel of ``lay`` read from ``mask`` with pen coverage
     ``cover`` (0..1 per px); ``signal`` is ``(round(fs * duration_s), 12)`` mV, NaN where no
     panel shows a lead, ``traces`` the points found per panel index (``keep_apex``: see
-    ``extract_panel``)."""
+    ``extract_panel``; ``paths``: a dict of each panel index's ``panel_path``, used where it
+    holds one and filled where not, so that readings with other coverages reuse them)."""
     n = int(round(fs * duration_s))
     signal = np.full((n, len(LEAD_NAMES)), np.nan)
     traces = {}
@@ -373,7 +384,10 @@ def read_traces(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, cover: np.
     order = sorted(range(len(lay.panels)), key=lambda i: not lay.panels[i].rhythm)
     for i in order:
         box = lay.panels[i]
-        pts = drop_ticks(extract_panel(mask, box, grid, pen, cover, keep_apex), box, lay)
+        path = panel_path(mask, box, grid) if paths is None or i not in paths else paths[i]
+        if paths is not None:
+            paths[i] = path
+        pts = drop_ticks(extract_panel(mask, box, grid, pen, cover, keep_apex, path), box, lay)
         traces[i] = pts
         idx, mv = panel_signal(pts, box, grid, fs, paper)
         keep = idx < n
@@ -396,8 +410,9 @@ def read_traces_choosing(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, c
     if not isinstance(covers, dict):
         return (*read_traces(mask, lay, grid, pen, covers, fs, duration_s, paper, keep_apex), {})
     best, scores = None, {}
+    paths: dict = {}      # the trace's path through the mask's runs: the same for every coverage
     for name, cover in covers.items():
-        signal, traces = read_traces(mask, lay, grid, pen, cover, fs, duration_s, paper, keep_apex)
+        signal, traces = read_traces(mask, lay, grid, pen, cover, fs, duration_s, paper, keep_apex, paths)
         score = lead_consistency(signal, fs)
         scores[name] = None if score is None else round(score, 4)
         value = -np.inf if score is None else score

@@ -488,6 +488,22 @@ def _detect_auto(mask, grid, duration_s, strength, cfg: PreprocessConfig,
     return out
 
 
+def agree_pulses(rows: list[RowInfo], tol_px: float) -> None:
+    """Move the 0 mV line of each row whose calibration pulse is more than ``tol_px`` taller or
+    shorter than the page's median pulse (px) to its flat top plus that median (in place; with
+    at least 3 pulses). One print draws every pulse at one gain, and a pulse's flat top is a
+    clean line while its foot is not: the trace may start at once beside it, or a stain or the
+    grid may join it (an ECG-Image-Kit page read 1.4 mm, 0.14 mV, off in one row)."""
+    cals = [r.calibration for r in rows if r.calibration is not None]
+    if len(cals) < 3:
+        return
+    median = float(np.median([c["base_y"] - c["top_y"] for c in cals]))
+    for r in rows:
+        c = r.calibration
+        if c is not None and abs(c["base_y"] - c["top_y"] - median) > tol_px:
+            r.baseline_y = c["top_y"] + median
+
+
 def detect_layout(mask: np.ndarray, grid: GridInfo, layout: str = "3x4+1",
                   duration_s: float = 10.0, strength: np.ndarray | None = None, *,
                   cfg: PreprocessConfig | None = None,
@@ -527,6 +543,9 @@ def detect_layout(mask: np.ndarray, grid: GridInfo, layout: str = "3x4+1",
         if r.calibration is not None:
             r.baseline_y = r.calibration["base_y"]
             r.x_ref = 0.5 * (r.calibration["x0"] + r.calibration["x1"])
+    if cfg.pulse_consensus:
+        agree_pulses(rows, cfg.cal_height_tol_mm * grid.px_per_mm_y)
+    for r in rows:
         if strength is not None:
             r.slope = row_slope(strength, r.baseline_y, x_start, x_end, grid, spacing, cfg=cfg)
     if strength is not None and n > 2:

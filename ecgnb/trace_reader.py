@@ -20,7 +20,7 @@ and the reading whose limb leads obey Einthoven's law better is kept (``TraceRea
 Layout, 0 mV lines and time axes come from that mask; the traces are read from it with vertical
 gaps under ``TraceReadConfig.bridge_mm`` filled (``bridged``: a thin, steep QRS stroke that the
 network marks in pieces is read whole, not cut at its first break). A narrow apex keeps its
-column point (``with_reader_settings``).
+column point, and the rows' calibration pulses agree on one height (``with_reader_settings``).
 """
 from __future__ import annotations
 
@@ -65,11 +65,13 @@ def bridged(mask: np.ndarray, gap_px: int) -> np.ndarray:
 
 
 def with_reader_settings(options: ReadOptions) -> ReadOptions:
-    """``options`` with this reader's read-out setting of the shared front end: a narrow QRS
-    apex keeps its column point (``PreprocessConfig.keep_apex``; the classical reader, whose
-    figures the committed study reports, reads as before). Reference val pages, aligned /
-    unaligned dB: 15.96 / 13.92 without, 16.12 / 14.00 with."""
-    pre = dataclasses.replace(options.preprocess, keep_apex=True)
+    """``options`` with this reader's settings of the shared front end (the classical reader,
+    whose figures the committed study reports, reads as before): a narrow QRS apex keeps its
+    column point (``PreprocessConfig.keep_apex``; reference val pages, aligned / unaligned dB:
+    15.96 / 13.92 without, 16.12 / 14.00 with), and a row whose calibration pulse is of odd
+    height takes its 0 mV line from the pulse's top and the page's median pulse height
+    (``PreprocessConfig.pulse_consensus``; see ``reports/benchmarks/trace_net.md``)."""
+    pre = dataclasses.replace(options.preprocess, keep_apex=True, pulse_consensus=True)
     return dataclasses.replace(options, preprocess=pre)
 
 

@@ -119,7 +119,7 @@ def test_of_several_coverages_the_reading_with_the_most_consistent_limb_leads_is
     t = np.linspace(0, 2 * np.pi, 1250)
     lead_i, lead_iii = np.sin(t), np.cos(3 * t)
 
-    def fake_read(mask, lay, grid, pen, cover, fs, duration_s, paper, keep_apex=False):
+    def fake_read(mask, lay, grid, pen, cover, fs, duration_s, paper, keep_apex=False, paths=None):
         signal = np.full((5000, 12), np.nan)
         if cover != "c":
             signal[:1250, LEAD_INDEX["I"]] = lead_i
@@ -139,6 +139,23 @@ def test_of_several_coverages_the_reading_with_the_most_consistent_limb_leads_is
     assert dg.read_traces_choosing(*args, {"c": "c", "a": "a"}, 500, 10.0, PaperConfig())[2]["coverage"] == "a"
     assert dg.read_traces_choosing(*args, {"c": "c"}, 500, 10.0, PaperConfig())[2]["coverage"] == "c"
     assert dg.read_traces_choosing(*args, "b", 500, 10.0, PaperConfig())[2] == {}
+
+
+def test_readings_with_several_coverages_share_the_paths_and_read_as_alone(page):
+    upright, _, dark = pp.straighten(page[0])
+    grid = pp.detect_grid(upright, dark=dark)
+    mask = pp.denoise(pp.remove_grid(upright, grid, dark=dark), grid.px_per_mm)
+    lay = pp.detect_layout(mask, grid, "3x4+1")
+    pen = dg.pen_width(mask, lay)
+    covers = {"ink": dg.ink_coverage(dark, mask), "flat": mask.astype(np.float32)}
+    args = (500, 10.0, PaperConfig())
+    paths: dict = {}
+    shared = {k: dg.read_traces(mask, lay, grid, pen, c, *args, paths=paths)[0] for k, c in covers.items()}
+    alone = {k: dg.read_traces(mask, lay, grid, pen, c, *args)[0] for k, c in covers.items()}
+    assert sorted(paths) == list(range(len(lay.panels)))
+    for k in covers:
+        np.testing.assert_array_equal(shared[k], alone[k])
+    assert not np.allclose(np.nan_to_num(alone["ink"]), np.nan_to_num(alone["flat"]))
 
 
 def test_a_narrow_apex_keeps_its_column_point_only_when_asked():

@@ -85,6 +85,33 @@ def test_layout_and_calibration_on_rendered_page(page):
         assert row.calibration["mm_per_mv"] == pytest.approx(10.0, abs=0.6)
 
 
+def test_a_pulse_of_odd_height_takes_its_0mv_line_from_its_top_and_the_others_height():
+    def row(i, top, base):
+        cal = {"top_y": top, "base_y": base}
+        return ld.RowInfo(index=i, baseline_y=base, y0=0.0, y1=0.0, ink_x0=0.0, ink_x1=0.0,
+                          coverage=1.0, calibration=cal)
+
+    rows = [row(0, 100.0, 179.0), row(1, 400.0, 479.5), row(2, 700.0, 768.0), row(3, 1000.0, 1079.0)]
+    ld.agree_pulses(rows, tol_px=4.0)
+    assert [r.baseline_y for r in rows] == [179.0, 479.5, 779.0, 1079.0]   # 68 px vs median 79
+    few = [row(0, 100.0, 179.0), row(1, 400.0, 468.0)]
+    ld.agree_pulses(few, tol_px=4.0)                 # two pulses cannot outvote each other
+    assert [r.baseline_y for r in few] == [179.0, 468.0]
+
+
+def test_the_pulse_consensus_is_off_by_default_and_moves_only_odd_rows(page):
+    image, truth = page
+    grid = gr.detect_grid(image)
+    mask = gr.denoise(gr.remove_grid(image, grid), grid.px_per_mm)
+    plain = ld.detect_layout(mask, grid, "3x4+1")
+    agreed = ld.detect_layout(mask, grid, "3x4+1",
+                              cfg=dataclasses.replace(PreprocessConfig(), pulse_consensus=True))
+    assert not PreprocessConfig().pulse_consensus
+    for a, b, cal in zip(plain.rows, agreed.rows, truth["calibration"]):
+        assert b.baseline_y == pytest.approx(cal["baseline_y"], abs=1.5)
+        assert b.baseline_y == pytest.approx(a.baseline_y, abs=1.5)
+
+
 def test_auto_layout_reports_choice(page):
     image, _ = page
     grid = gr.detect_grid(image)

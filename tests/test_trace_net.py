@@ -104,6 +104,24 @@ def test_tiled_probability_matches_one_pass():
     np.testing.assert_allclose(fast, whole, atol=1e-5)
 
 
+def test_the_inference_copy_gives_the_trained_networks_logits():
+    torch.manual_seed(1)
+    model = TraceUNet((4, 6, 8))
+    for m in model.modules():                        # batch norm that folding must carry over
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            nn.init.uniform_(m.weight, 0.5, 1.5)
+            nn.init.uniform_(m.bias, -0.3, 0.3)
+    x = torch.rand(2, 3, 48, 80)
+    with torch.inference_mode():
+        want = model.eval()(x)
+        got = inference_copy(model)(x.contiguous(memory_format=torch.channels_last))
+    assert got.shape == want.shape == (2, 1, 48, 80)
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+    assert want.std() > 1e-3                         # logits that vary: not two constant maps
+
+
 def test_hue_rotation_keeps_greys_and_moves_colours():
     grey = np.full((2, 2, 3), 0.4, np.float32)
     np.testing.assert_allclose(_hue_rotate(grey, 1.3), grey, atol=1e-6)
@@ -251,5 +269,6 @@ def test_the_trace_reader_reads_with_its_own_front_end_settings():
 
     options = ReadOptions(layout="6x2", fs=250.0)
     set_ = with_reader_settings(options)
-    assert set_.preprocess.keep_apex and (set_.layout, set_.fs) == ("6x2", 250.0)
-    assert not options.preprocess.keep_apex
+    assert set_.preprocess.keep_apex and set_.preprocess.pulse_consensus
+    assert (set_.layout, set_.fs) == ("6x2", 250.0)
+    assert not options.preprocess.keep_apex and not options.preprocess.pulse_consensus
