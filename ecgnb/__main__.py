@@ -24,7 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "readme":
         from . import paths, report
-        report.update_readme(paths.ROOT / "README.md", args.profile, paths.report_dir(args.profile))
+        from .errors import MissingInputError
+        try:
+            report.update_readme(paths.ROOT / "README.md", args.profile, paths.report_dir(args.profile))
+        except MissingInputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         print(f"README.md results updated from reports/{args.profile}/")
         return 0
     from .pipeline import main_study

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .errors import MissingInputError
 from .io import write_text_atomic
 
 
@@ -219,5 +220,8 @@ def update_readme(readme: Path, profile: str, report_dir: Path) -> Path:
     start, end = text.find(RESULTS_START), text.find(RESULTS_END)
     if start < 0 or end < start:
         raise ValueError(f"{readme} has no results markers ({RESULTS_START} ... {RESULTS_END})")
+    if not (Path(report_dir) / "05_test_summary.csv").exists():
+        raise MissingInputError(f"{report_dir} holds no study results (05_test_summary.csv); run "
+                                f"`make study PROFILE={profile}` first, with the same ECGNB_OUTPUT_ROOT")
     new = text[:start] + results_section(profile, report_dir) + text[end + len(RESULTS_END):]
     return write_text_atomic(Path(readme), new)

@@ -53,6 +53,17 @@ def test_update_readme_needs_markers(tmp_path):
         report.update_readme(readme, "quick", tmp_path)
 
 
+def test_update_readme_says_which_study_to_run_when_its_results_are_missing(tmp_path):
+    import pytest
+    from ecgnb.errors import MissingInputError
+    readme = tmp_path / "README.md"
+    text = f"intro\n{report.RESULTS_START}\nold\n{report.RESULTS_END}\n"
+    readme.write_text(text)
+    with pytest.raises(MissingInputError, match="make study PROFILE=reference"):
+        report.update_readme(readme, "reference", tmp_path / "reports")
+    assert readme.read_text() == text
+
+
 def test_photos_table_only_when_the_benchmark_ran(tmp_path):
     from ecgnb.report import photos_table
     assert photos_table(tmp_path) == ""
