@@ -380,14 +380,14 @@ def read_traces(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, cover: np.
     n = int(round(fs * duration_s))
     signal = np.full((n, len(LEAD_NAMES)), np.nan)
     traces = {}
+    paths = {} if paths is None else paths
     # Rhythm strips first, so they own their lead; short panels fill only what is still NaN.
     order = sorted(range(len(lay.panels)), key=lambda i: not lay.panels[i].rhythm)
     for i in order:
         box = lay.panels[i]
-        path = panel_path(mask, box, grid) if paths is None or i not in paths else paths[i]
-        if paths is not None:
-            paths[i] = path
-        pts = drop_ticks(extract_panel(mask, box, grid, pen, cover, keep_apex, path), box, lay)
+        if i not in paths:
+            paths[i] = panel_path(mask, box, grid)
+        pts = drop_ticks(extract_panel(mask, box, grid, pen, cover, keep_apex, paths[i]), box, lay)
         traces[i] = pts
         idx, mv = panel_signal(pts, box, grid, fs, paper)
         keep = idx < n

@@ -201,10 +201,10 @@ def _upsample(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 class InferenceUNet(nn.Module):
-    """A trained ``TraceUNet`` for reading pages, with the same output to ~1e-5: batch norm
+    """A trained ``TraceUNet`` for reading pages, with the same logits to ~1e-6: batch norm
     folded into the convolutions (its input channels-last, see ``trace_probability``), and a
-    decoder that never concatenates. A decoder convolution of ``cat(up(x), skip)`` is the sum of one
-    convolution of ``up(x)`` and one of ``skip``; at full resolution, where it is 1x1, the
+    decoder that never concatenates. A decoder convolution of ``cat(up(x), skip)`` is the sum
+    of one convolution of ``up(x)`` and one of ``skip``; at full resolution, where it is 1x1, the
     first is taken before the upsampling (a channel mix commutes with a bilinear resize, whose
     weights sum to 1), so half as many channels are upsampled there."""
 
@@ -242,7 +242,7 @@ class InferenceUNet(nn.Module):
 
 def inference_copy(model: TraceUNet) -> InferenceUNet:
     """The network for reading pages (``InferenceUNet``): the same output as ``model`` in eval
-    mode to ~1e-5, in less time on a CPU (``benchmarks/bench_digitize.py``)."""
+    mode to ~1e-6, in less time on a CPU (``benchmarks/bench_digitize.py``)."""
     return InferenceUNet(model.eval())
 
 
