@@ -51,8 +51,17 @@ def column_runs(mask: np.ndarray) -> list[np.ndarray]:
     return [runs[bounds[i]:bounds[i + 1]] for i in range(m.shape[1])]
 
 
+def run_costs(runs: list[np.ndarray], cost: np.ndarray) -> list[np.ndarray]:
+    """Mean of ``cost`` ``(h, w)`` (mm-equivalent per px) over each run's pixels: one ``(k,)``
+    array per column of ``runs`` (``column_runs`` of a mask of the same shape)."""
+    acc = np.vstack([np.zeros((1, cost.shape[1])), np.cumsum(cost, axis=0, dtype=float)])
+    return [(acc[r[:, 1] + 1, x] - acc[r[:, 0], x]) / (r[:, 1] - r[:, 0] + 1)
+            for x, r in enumerate(runs)]
+
+
 def follow_trace(runs: list[np.ndarray], baseline: float, px_per_mm: float,
-                 skip_mm: float = SKIP_MM, max_states: int = 16) -> list[int | None]:
+                 skip_mm: float = SKIP_MM, max_states: int = 16,
+                 run_cost: list[np.ndarray] | None = None) -> list[int | None]:
     """Pick one ink run per column (index into ``runs[x]``, None where the path skips a column).
 
     Dynamic programming (Viterbi) over runs: moving from one run to the next costs the vertical
@@ -60,16 +69,21 @@ def follow_trace(runs: list[np.ndarray], baseline: float, px_per_mm: float,
     towards the row baseline so the path stays on its own row when rows overlap. A column may
     be skipped for ``skip_mm`` (mm-equivalent) -- the path keeps its last run -- so a faint or
     broken trace is bridged instead of jumping to a neighbouring row's ink. A path may start at
-    any column, paying ``skip_mm`` for each column before it.
+    any column, paying ``skip_mm`` for each column before it. ``run_cost`` (one ``(k,)`` array
+    per column, mm-equivalent; see ``run_costs``) is paid for taking each run: doubtful ink
+    (a grid line's stretch kept beside the trace) then loses to a trace that leaves the
+    baseline, which the pull alone would not let it.
     """
     # States: (top px, bottom px, cost, back-pointer into previous states, run index or -1).
     top = bot = cost = None
     history: list[tuple[np.ndarray, np.ndarray]] = []  # per column: (back-pointers, run index)
     for x, r in enumerate(runs):
+        own = 0.0 if run_cost is None else run_cost[x]
         if top is None:
             if r.size:
                 top, bot = r[:, 0].astype(float), r[:, 1].astype(float)
-                cost = skip_mm * x + BASELINE_PULL * np.abs(0.5 * (top + bot) - baseline) / px_per_mm
+                cost = (skip_mm * x + BASELINE_PULL * np.abs(0.5 * (top + bot) - baseline) / px_per_mm
+                        + own)
                 history.append((np.full(len(r), -1), np.arange(len(r))))
             else:
                 history.append((np.zeros(0, int), np.zeros(0, int)))
@@ -86,7 +100,7 @@ def follow_trace(runs: list[np.ndarray], baseline: float, px_per_mm: float,
             fresh = skip_mm * x < best
             bp, best = np.where(fresh, -1, bp), np.minimum(best, skip_mm * x)
             centre = 0.5 * (r[:, 0] + r[:, 1])
-            new_cost = best + BASELINE_PULL * np.abs(centre - baseline) / px_per_mm
+            new_cost = best + BASELINE_PULL * np.abs(centre - baseline) / px_per_mm + own
             top = np.concatenate([r[:, 0].astype(float), top])
             bot = np.concatenate([r[:, 1].astype(float), bot])
             cost = np.concatenate([new_cost, carry_cost])
@@ -261,16 +275,20 @@ def panel_signal(points: np.ndarray, box: pp.PanelBox, grid: pp.GridInfo, fs: fl
     return idx, out
 
 
-def panel_path(mask: np.ndarray, box: pp.PanelBox, grid: pp.GridInfo) -> tuple:
+def panel_path(mask: np.ndarray, box: pp.PanelBox, grid: pp.GridInfo,
+               cost: np.ndarray | None = None) -> tuple:
     """``(window, runs, choice)``: the page px ``(y0, y1, x0, x1)`` of ``box`` in the upright
     ``mask``, the ink runs of its columns (``column_runs``) and the run the trace takes in
-    each (``follow_trace``). It depends on the mask alone, so readings of one mask with
+    each (``follow_trace``, each run paying the mean of ``cost`` ``(H, W)`` over its pixels
+    where given). It depends on the mask (and cost) alone, so readings of one mask with
     several coverages share it."""
     h, w = mask.shape
     x0, x1 = max(0, int(np.floor(box.x0))), min(w, int(np.ceil(box.x1)) + 1)
     y0, y1 = max(0, int(box.y0)), min(h, int(box.y1) + 1)
     runs = column_runs(mask[y0:y1, x0:x1])
-    choice = follow_trace(runs, float(box.baseline_at(0.5 * (box.x0 + box.x1))) - y0, grid.px_per_mm_y)
+    own = None if cost is None else run_costs(runs, cost[y0:y1, x0:x1])
+    choice = follow_trace(runs, float(box.baseline_at(0.5 * (box.x0 + box.x1))) - y0,
+                          grid.px_per_mm_y, run_cost=own)
     return (y0, y1, x0, x1), runs, choice
 
 
@@ -371,12 +389,14 @@ def digitize_image(image: np.ndarray, layout: str = "3x4+1", fs: float = 500,
 
 def read_traces(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, cover: np.ndarray,
                 fs: float, duration_s: float, paper: PaperConfig,
-                keep_apex: bool = False, paths: dict | None = None) -> tuple[np.ndarray, dict]:
+                keep_apex: bool = False, paths: dict | None = None,
+                path_cost: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """``(signal, traces)``: every panel of ``lay`` read from ``mask`` with pen coverage
     ``cover`` (0..1 per px); ``signal`` is ``(round(fs * duration_s), 12)`` mV, NaN where no
     panel shows a lead, ``traces`` the points found per panel index (``keep_apex``: see
     ``extract_panel``; ``paths``: a dict of each panel index's ``panel_path``, used where it
-    holds one and filled where not, so that readings with other coverages reuse them)."""
+    holds one and filled where not, so that readings with other coverages reuse them;
+    ``path_cost``: the ``(H, W)`` cost of ``panel_path``)."""
     n = int(round(fs * duration_s))
     signal = np.full((n, len(LEAD_NAMES)), np.nan)
     traces = {}
@@ -386,7 +406,7 @@ def read_traces(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, cover: np.
     for i in order:
         box = lay.panels[i]
         if i not in paths:
-            paths[i] = panel_path(mask, box, grid)
+            paths[i] = panel_path(mask, box, grid, path_cost)
         pts = drop_ticks(extract_panel(mask, box, grid, pen, cover, keep_apex, paths[i]), box, lay)
         traces[i] = pts
         idx, mv = panel_signal(pts, box, grid, fs, paper)
@@ -400,7 +420,8 @@ def read_traces(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, cover: np.
 
 def read_traces_choosing(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, covers,
                          fs: float, duration_s: float, paper: PaperConfig,
-                         keep_apex: bool = False) -> tuple[np.ndarray, dict, dict]:
+                         keep_apex: bool = False, path_cost: np.ndarray | None = None
+                         ) -> tuple[np.ndarray, dict, dict]:
     """``read_traces`` with one coverage array, or with each of a ``{name: coverage}`` dict,
     keeping the reading whose limb leads obey Einthoven's law best (``orient.lead_consistency``;
     the first on a tie or where no relation can be judged). Different estimates of the pen's
@@ -408,11 +429,13 @@ def read_traces_choosing(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, c
     noisy on degraded ones), and the law tells which one read a page better without its truth.
     ``extra`` names the coverage kept and each one's consistency (plain JSON; empty for one array)."""
     if not isinstance(covers, dict):
-        return (*read_traces(mask, lay, grid, pen, covers, fs, duration_s, paper, keep_apex), {})
+        return (*read_traces(mask, lay, grid, pen, covers, fs, duration_s, paper, keep_apex,
+                             path_cost=path_cost), {})
     best, scores = None, {}
     paths: dict = {}      # the trace's path through the mask's runs: the same for every coverage
     for name, cover in covers.items():
-        signal, traces = read_traces(mask, lay, grid, pen, cover, fs, duration_s, paper, keep_apex, paths)
+        signal, traces = read_traces(mask, lay, grid, pen, cover, fs, duration_s, paper, keep_apex,
+                                     paths, path_cost)
         score = lead_consistency(signal, fs)
         scores[name] = None if score is None else round(score, 4)
         value = -np.inf if score is None else score
@@ -425,7 +448,7 @@ def digitize_straightened(upright: np.ndarray, skew: float, dark: np.ndarray,
                           layout: str = "3x4+1", fs: float = 500, duration_s: float = 10.0,
                           paper: PaperConfig = PaperConfig(),
                           cfg: PreprocessConfig | None = None, grid: pp.GridInfo | None = None,
-                          ink_mask=None, coverage=None, readout_mask=None) -> Reading:
+                          ink_mask=None, coverage=None, readout_mask=None, path_cost=None) -> Reading:
     """``digitize_image`` after ``preprocess.straighten`` (``upright``, ``skew`` deg, ``dark``),
     for callers that need the straightened page's darkness too (``ecgnb.panels``).
 
@@ -437,7 +460,8 @@ def digitize_straightened(upright: np.ndarray, skew: float, dark: np.ndarray,
     returns ``{name: coverage}`` to read with each and keep the most consistent
     (``read_traces_choosing``; its choice in ``Reading.extra``). ``readout_mask(mask, grid) ->
     (H, W) bool`` changes the mask the traces are read from, after the layout, 0 mV lines and
-    time axes were found on the mask itself.
+    time axes were found on the mask itself. ``path_cost(upright) -> (H, W)`` float (mm-equivalent
+    per px) is what a trace pays for passing through each pixel's run (``follow_trace``).
     """
     if grid is None:
         grid = pp.detect_grid(upright, dark, cfg=cfg, paper=paper)
@@ -450,8 +474,9 @@ def digitize_straightened(upright: np.ndarray, skew: float, dark: np.ndarray,
     covers = ink_coverage(dark, mask) if coverage is None else coverage(upright, dark, mask)
     readout = mask if readout_mask is None else readout_mask(mask, grid)
     keep_apex = (cfg or PreprocessConfig()).keep_apex
+    cost = None if path_cost is None else path_cost(upright)
     signal, traces, extra = read_traces_choosing(readout, lay, grid, pen, covers, fs, duration_s,
-                                                 paper, keep_apex)
+                                                 paper, keep_apex, cost)
     return Reading(signal=signal, fs=float(fs), lead_names=LEAD_NAMES, method=ClassicalDigitizer.name,
                    skew_deg=skew, grid=grid, layout=lay, upright=upright, traces=traces, extra=extra)
 

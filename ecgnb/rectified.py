@@ -159,13 +159,15 @@ def flat_grid(flat: FlatPage, image: np.ndarray, dark: np.ndarray, options: Read
 
 
 def read_flat(flat: FlatPage, options: ReadOptions, cfg: RectifyConfig = RectifyConfig(),
-              turn: int = 0, ink_mask=None, coverage=None, readout_mask=None) -> Reading:
+              turn: int = 0, ink_mask=None, coverage=None, readout_mask=None,
+              path_cost=None) -> Reading:
     """Read a flat page (turned ``turn`` deg) with the classical reader, grid and mask from the
     flattening; raises the reader's ``ImageError`` / ``LayoutError`` on a refusal.
 
     ``ink_mask`` and ``coverage`` (see ``digitize_straightened``) replace the colour-free mask
     (``flat_ink``, used where a lattice was seen) and the darkness coverage; ``readout_mask``
-    changes the mask the traces are read from."""
+    changes the mask the traces are read from and ``path_cost`` what the trace's path pays
+    through each pixel."""
     image = orient.turned(flat.image, turn)
     dark = darkness(image, cfg=options.preprocess)
     grid = flat_grid(flat, image, dark, options)
@@ -173,7 +175,7 @@ def read_flat(flat: FlatPage, options: ReadOptions, cfg: RectifyConfig = Rectify
         ink_mask = lambda up, dk, g: flat_ink(up, dk, g, cfg, options.preprocess.trace_darkness)  # noqa: E731
     return digitize_straightened(image, 0.0, dark, options.layout, options.fs, options.duration_s,
                                  options.paper, options.preprocess, grid=grid, ink_mask=ink_mask,
-                                 coverage=coverage, readout_mask=readout_mask)
+                                 coverage=coverage, readout_mask=readout_mask, path_cost=path_cost)
 
 
 def quarter_turn(points: np.ndarray) -> int:
@@ -218,8 +220,9 @@ class RectifiedDigitizer:
                               options.paper, options.preprocess)
 
     def ink_hooks(self, options: ReadOptions) -> tuple:
-        """``(ink_mask, coverage, readout_mask)`` for ``read_flat``; Nones: the colour-free mask."""
-        return None, None, None
+        """``(ink_mask, coverage, readout_mask, path_cost)`` for ``read_flat``; Nones: the
+        colour-free mask, read as the classical reader reads it."""
+        return None, None, None, None
 
     def _upright(self, flat: FlatPage, options: ReadOptions) -> tuple[Reading, int, list[dict]]:
         """Read as flattened; where that is doubtful also turned by 180 deg, keep the more

@@ -114,11 +114,14 @@ class TraceNetDigitizer(RectifiedDigitizer):
         return prob
 
     def ink_hooks(self, options: ReadOptions, flat: bool = True) -> tuple:
-        """``(ink_mask, coverage, readout_mask)`` for the reader: the network's ink, voted with
-        the colour rules' ink of a ``flat`` page (``darkness_ink``) or a straightened one
-        (``remove_grid``) where they found a grid, and alone where the grid is as dark as
+        """``(ink_mask, coverage, readout_mask, path_cost)`` for the reader: the network's ink,
+        voted with the colour rules' ink of a ``flat`` page (``darkness_ink``) or a straightened
+        one (``remove_grid``) where they found a grid, and alone where the grid is as dark as
         the trace or was not found; the coverages to choose from; the traces read from that
-        ink with short vertical gaps bridged (``TraceReadConfig.bridge_mm``)."""
+        ink with short vertical gaps bridged (``TraceReadConfig.bridge_mm``); and the trace's
+        path paying ``TraceReadConfig.weak_mm`` per column through ink the network itself does
+        not mark (what the vote or a bridge added), so that a grid line kept beside the trace
+        does not carry it along the 0 mV line past a deep QRS."""
         def ink_mask(upright, dark, grid):
             net = self.probability(upright) > self.ink.threshold
             if not grid.found:
@@ -137,15 +140,20 @@ class TraceNetDigitizer(RectifiedDigitizer):
         def readout_mask(mask, grid):
             return bridged(mask, int(round(self.ink.bridge_mm * grid.px_per_mm)))
 
-        return ink_mask, coverage, readout_mask
+        def path_cost(upright):
+            weak = self.probability(upright) <= self.ink.threshold
+            return weak.astype(np.float32) * np.float32(self.ink.weak_mm)
+
+        return ink_mask, coverage, readout_mask, path_cost
 
     def read_as_given(self, image: np.ndarray, options: ReadOptions) -> Reading:
         """The classical deskew and perspective, then the network's ink."""
         upright, skew, dark = pp.straighten(image, cfg=options.preprocess, paper=options.paper)
-        ink_mask, coverage, readout_mask = self.ink_hooks(options, flat=False)
+        ink_mask, coverage, readout_mask, path_cost = self.ink_hooks(options, flat=False)
         return digitize_straightened(upright, skew, dark, options.layout, options.fs,
                                      options.duration_s, options.paper, options.preprocess,
-                                     ink_mask=ink_mask, coverage=coverage, readout_mask=readout_mask)
+                                     ink_mask=ink_mask, coverage=coverage, readout_mask=readout_mask,
+                                     path_cost=path_cost)
 
     def _auto(self, image: np.ndarray, options: ReadOptions) -> tuple[Reading, str, list[dict]]:
         """The likelier geometry first (flatten where a page outline stands out against a

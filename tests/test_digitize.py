@@ -75,6 +75,35 @@ def test_follow_trace_is_not_forced_through_stray_ink_in_the_first_column():
     assert len(pts) >= 55 and np.all(np.abs(pts[:, 1] - 151) < 2)
 
 
+def test_run_costs_are_each_runs_mean_cost():
+    mask = np.zeros((10, 2), bool)
+    mask[1:5, 0] = mask[7:9, 0] = mask[2:4, 1] = True
+    cost = np.zeros((10, 2), np.float32)
+    cost[1, 0] = cost[7:9, 0] = 1.0
+    costs = dg.run_costs(dg.column_runs(mask), cost)
+    np.testing.assert_allclose(costs[0], [0.25, 1.0])
+    np.testing.assert_allclose(costs[1], [0.0])
+
+
+def test_a_path_charged_for_doubtful_ink_follows_the_s_wave_not_the_grid_line():
+    # A flat trace 3 px thick on y = 49..51 whose S wave (columns 20..30) drops to y = 150;
+    # a 1 px grid line on the 0 mV line (y = 50) stays inked through the S wave, apart from
+    # the strokes below it, as a grid line kept with the trace's blob does on a printed photo.
+    mask = np.zeros((200, 50), bool)
+    mask[49:52, :21] = mask[49:52, 30:] = True
+    for x in range(21, 30):                       # down over 21..25, up over 25..29
+        mask[53:int(150 - 20 * abs(x - 25)) + 2, x] = True
+    line = np.zeros_like(mask)
+    line[50, 21:30] = True
+    runs = dg.column_runs(mask | line)
+    plain = dg.follow_trace(runs, 50.0, 8.0)      # the pull to the 0 mV line wins
+    assert all(runs[x][plain[x]][1] == 50 for x in range(21, 30))
+    costs = dg.run_costs(runs, line.astype(np.float32) * 0.5)
+    charged = dg.follow_trace(runs, 50.0, 8.0, run_cost=costs)
+    assert all(runs[x][charged[x]][1] > 60 for x in range(21, 30))
+    assert all(runs[x][charged[x]][0] == 49 for x in list(range(21)) + list(range(30, 50)))
+
+
 def test_trace_points_are_sub_pixel_with_ink_coverage():
     # A flat anti-aliased pen 2 px thick centred at y = 50.3: rows 49 (0.2), 50, 51 (0.8) inked.
     cover = np.zeros((100, 20), np.float32)
@@ -119,7 +148,8 @@ def test_of_several_coverages_the_reading_with_the_most_consistent_limb_leads_is
     t = np.linspace(0, 2 * np.pi, 1250)
     lead_i, lead_iii = np.sin(t), np.cos(3 * t)
 
-    def fake_read(mask, lay, grid, pen, cover, fs, duration_s, paper, keep_apex=False, paths=None):
+    def fake_read(mask, lay, grid, pen, cover, fs, duration_s, paper, keep_apex=False, paths=None,
+                  path_cost=None):
         signal = np.full((5000, 12), np.nan)
         if cover != "c":
             signal[:1250, LEAD_INDEX["I"]] = lead_i

@@ -272,3 +272,15 @@ def test_the_trace_reader_reads_with_its_own_front_end_settings():
     assert set_.preprocess.keep_apex and set_.preprocess.pulse_consensus
     assert (set_.layout, set_.fs) == ("6x2", 250.0)
     assert not options.preprocess.keep_apex and not options.preprocess.pulse_consensus
+
+
+@pytest.mark.skipif(not DEFAULT_CHECKPOINT.exists(), reason=f"{DEFAULT_CHECKPOINT} not committed")
+def test_the_readers_path_pays_only_through_ink_the_network_does_not_mark(monkeypatch):
+    from ecgnb.reading import ReadOptions
+    from ecgnb.trace_reader import TraceNetDigitizer
+
+    reader = TraceNetDigitizer(ink=TraceReadConfig(weak_mm=0.4))
+    prob = np.array([[0.9, 0.2], [0.5, 0.51]], np.float32)    # threshold 0.5: 0.5 is not marked
+    monkeypatch.setattr(reader, "probability", lambda upright: prob)
+    path_cost = reader.ink_hooks(ReadOptions())[3]
+    np.testing.assert_allclose(path_cost(np.zeros((2, 2, 3), np.uint8)), [[0, 0.4], [0.4, 0]])
