@@ -122,6 +122,11 @@ class PreprocessConfig:
                                       # its flat top less that median (``layout_detect.agree_pulses``);
                                       # the trace-network reader sets it, as keep_apex
     cal_height_tol_mm: float = 0.5    # mm, see pulse_consensus
+    own_row: bool = False             # a panel's trace path lying mostly in a neighbouring row's
+                                      # half of its box (the neighbour's trace, followed where its own
+                                      # is faint) is followed again, pulled hard to its own 0 mV line
+                                      # (``digitize.panel_path``); the trace-network reader sets it,
+                                      # as keep_apex
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ TALL_PX = 1.0         # px a run must exceed the pen width by before its ends ma
 STEEP_PX = 3.0        # px a run must exceed the pen width by for its rows to be read across
 ROW_REACH_PX = 3      # px either side of a column searched for a stroke's ink along a row
 STROKE_MASS = 1.2     # a row's ink over this many single-stroke widths is two strokes merged
+OFF_ROW_SHARE = 0.25  # a path with more of its columns than this past half-way to a neighbour
+                      # row's 0 mV line follows that row, not its own (a tall QRS crosses for a few)
 
 
 # --------------------------------------------------------------------------------------------
@@ -275,20 +277,44 @@ def panel_signal(points: np.ndarray, box: pp.PanelBox, grid: pp.GridInfo, fs: fl
     return idx, out
 
 
+def off_row_share(runs: list[np.ndarray], choice: list[int | None], baseline: float,
+                  reach: float) -> float:
+    """Share of the path's columns (``choice`` into ``runs``) whose run centre lies more than
+    ``reach / 2`` px from ``baseline`` (px); 0 for an empty path."""
+    centres = np.array([0.5 * (runs[x][j][0] + runs[x][j][1]) for x, j in enumerate(choice)
+                        if j is not None])
+    return float(np.mean(np.abs(centres - baseline) > 0.5 * reach)) if centres.size else 0.0
+
+
+def own_row_costs(runs: list[np.ndarray], baseline: float, reach: float,
+                  skip_mm: float = SKIP_MM) -> list[np.ndarray]:
+    """Per run, ``skip_mm * (d / reach) ** 2`` for its centre ``d`` px from ``baseline``: ink
+    ``reach`` px away (a neighbouring row's 0 mV line) costs as much as skipping the column."""
+    return [skip_mm * ((0.5 * (r[:, 0] + r[:, 1]) - baseline) / reach) ** 2 for r in runs]
+
+
 def panel_path(mask: np.ndarray, box: pp.PanelBox, grid: pp.GridInfo,
-               cost: np.ndarray | None = None) -> tuple:
+               cost: np.ndarray | None = None, own_row: bool = False) -> tuple:
     """``(window, runs, choice)``: the page px ``(y0, y1, x0, x1)`` of ``box`` in the upright
     ``mask``, the ink runs of its columns (``column_runs``) and the run the trace takes in
     each (``follow_trace``, each run paying the mean of ``cost`` ``(H, W)`` over its pixels
-    where given). It depends on the mask (and cost) alone, so readings of one mask with
-    several coverages share it."""
+    where given). ``own_row``: a path with over ``OFF_ROW_SHARE`` of its columns past half-way
+    to the box's farther edge (a neighbouring row's 0 mV line) is followed again, each run also
+    paying ``own_row_costs``. It depends on the mask (and cost) alone, so readings of one mask
+    with several coverages share it."""
     h, w = mask.shape
     x0, x1 = max(0, int(np.floor(box.x0))), min(w, int(np.ceil(box.x1)) + 1)
     y0, y1 = max(0, int(box.y0)), min(h, int(box.y1) + 1)
     runs = column_runs(mask[y0:y1, x0:x1])
     own = None if cost is None else run_costs(runs, cost[y0:y1, x0:x1])
-    choice = follow_trace(runs, float(box.baseline_at(0.5 * (box.x0 + box.x1))) - y0,
-                          grid.px_per_mm_y, run_cost=own)
+    baseline = float(box.baseline_at(0.5 * (box.x0 + box.x1))) - y0
+    choice = follow_trace(runs, baseline, grid.px_per_mm_y, run_cost=own)
+    reach = max(baseline, (y1 - y0) - baseline)
+    if own_row and reach > 0 and off_row_share(runs, choice, baseline, reach) > OFF_ROW_SHARE:
+        pull = own_row_costs(runs, baseline, reach)
+        if own is not None:
+            pull = [a + b for a, b in zip(pull, own)]
+        choice = follow_trace(runs, baseline, grid.px_per_mm_y, run_cost=pull)
     return (y0, y1, x0, x1), runs, choice
 
 
@@ -390,13 +416,14 @@ def digitize_image(image: np.ndarray, layout: str = "3x4+1", fs: float = 500,
 def read_traces(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, cover: np.ndarray,
                 fs: float, duration_s: float, paper: PaperConfig,
                 keep_apex: bool = False, paths: dict | None = None,
-                path_cost: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+                path_cost: np.ndarray | None = None, own_row: bool = False
+                ) -> tuple[np.ndarray, dict]:
     """``(signal, traces)``: every panel of ``lay`` read from ``mask`` with pen coverage
     ``cover`` (0..1 per px); ``signal`` is ``(round(fs * duration_s), 12)`` mV, NaN where no
     panel shows a lead, ``traces`` the points found per panel index (``keep_apex``: see
     ``extract_panel``; ``paths``: a dict of each panel index's ``panel_path``, used where it
     holds one and filled where not, so that readings with other coverages reuse them;
-    ``path_cost``: the ``(H, W)`` cost of ``panel_path``)."""
+    ``path_cost`` and ``own_row``: see ``panel_path``)."""
     n = int(round(fs * duration_s))
     signal = np.full((n, len(LEAD_NAMES)), np.nan)
     traces = {}
@@ -406,7 +433,7 @@ def read_traces(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, cover: np.
     for i in order:
         box = lay.panels[i]
         if i not in paths:
-            paths[i] = panel_path(mask, box, grid, path_cost)
+            paths[i] = panel_path(mask, box, grid, path_cost, own_row)
         pts = drop_ticks(extract_panel(mask, box, grid, pen, cover, keep_apex, paths[i]), box, lay)
         traces[i] = pts
         idx, mv = panel_signal(pts, box, grid, fs, paper)
@@ -420,8 +447,8 @@ def read_traces(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, cover: np.
 
 def read_traces_choosing(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, covers,
                          fs: float, duration_s: float, paper: PaperConfig,
-                         keep_apex: bool = False, path_cost: np.ndarray | None = None
-                         ) -> tuple[np.ndarray, dict, dict]:
+                         keep_apex: bool = False, path_cost: np.ndarray | None = None,
+                         own_row: bool = False) -> tuple[np.ndarray, dict, dict]:
     """``read_traces`` with one coverage array, or with each of a ``{name: coverage}`` dict,
     keeping the reading whose limb leads obey Einthoven's law best (``orient.lead_consistency``;
     the first on a tie or where no relation can be judged). Different estimates of the pen's
@@ -430,12 +457,12 @@ def read_traces_choosing(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, c
     ``extra`` names the coverage kept and each one's consistency (plain JSON; empty for one array)."""
     if not isinstance(covers, dict):
         return (*read_traces(mask, lay, grid, pen, covers, fs, duration_s, paper, keep_apex,
-                             path_cost=path_cost), {})
+                             path_cost=path_cost, own_row=own_row), {})
     best, scores = None, {}
     paths: dict = {}      # the trace's path through the mask's runs: the same for every coverage
     for name, cover in covers.items():
         signal, traces = read_traces(mask, lay, grid, pen, cover, fs, duration_s, paper, keep_apex,
-                                     paths, path_cost)
+                                     paths, path_cost, own_row)
         score = lead_consistency(signal, fs)
         scores[name] = None if score is None else round(score, 4)
         value = -np.inf if score is None else score
@@ -473,10 +500,10 @@ def digitize_straightened(upright: np.ndarray, skew: float, dark: np.ndarray,
     pen = pen_width(mask, lay)
     covers = ink_coverage(dark, mask) if coverage is None else coverage(upright, dark, mask)
     readout = mask if readout_mask is None else readout_mask(mask, grid)
-    keep_apex = (cfg or PreprocessConfig()).keep_apex
+    cfg = cfg or PreprocessConfig()
     cost = None if path_cost is None else path_cost(upright)
     signal, traces, extra = read_traces_choosing(readout, lay, grid, pen, covers, fs, duration_s,
-                                                 paper, keep_apex, cost)
+                                                 paper, cfg.keep_apex, cost, cfg.own_row)
     return Reading(signal=signal, fs=float(fs), lead_names=LEAD_NAMES, method=ClassicalDigitizer.name,
                    skew_deg=skew, grid=grid, layout=lay, upright=upright, traces=traces, extra=extra)
 

@@ -20,7 +20,8 @@ and the reading whose limb leads obey Einthoven's law better is kept (``TraceRea
 Layout, 0 mV lines and time axes come from that mask; the traces are read from it with vertical
 gaps under ``TraceReadConfig.bridge_mm`` filled (``bridged``: a thin, steep QRS stroke that the
 network marks in pieces is read whole, not cut at its first break). A narrow apex keeps its
-column point, and the rows' calibration pulses agree on one height (``with_reader_settings``).
+column point, the rows' calibration pulses agree on one height and a panel's path keeps to its
+own row (``with_reader_settings``).
 """
 from __future__ import annotations
 
@@ -70,8 +71,11 @@ def with_reader_settings(options: ReadOptions) -> ReadOptions:
     column point (``PreprocessConfig.keep_apex``; reference val pages, aligned / unaligned dB:
     15.96 / 13.92 without, 16.12 / 14.00 with), and a row whose calibration pulse is of odd
     height takes its 0 mV line from the pulse's top and the page's median pulse height
-    (``PreprocessConfig.pulse_consensus``; see ``reports/benchmarks/trace_net.md``)."""
-    pre = dataclasses.replace(options.preprocess, keep_apex=True, pulse_consensus=True)
+    (``PreprocessConfig.pulse_consensus``; see ``reports/benchmarks/trace_net.md``), and a
+    panel whose path followed a neighbouring row's trace is followed again kept to its own row
+    (``PreprocessConfig.own_row``; photos-dev, where a faint row's gaps let the path onto the
+    next row's trace, aligned dB 4.01 without, 4.26 with; reference val pages unchanged)."""
+    pre = dataclasses.replace(options.preprocess, keep_apex=True, pulse_consensus=True, own_row=True)
     return dataclasses.replace(options, preprocess=pre)
 
 

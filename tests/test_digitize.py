@@ -104,6 +104,29 @@ def test_a_path_charged_for_doubtful_ink_follows_the_s_wave_not_the_grid_line():
     assert all(runs[x][charged[x]][0] == 49 for x in list(range(21)) + list(range(30, 50)))
 
 
+def test_a_path_that_followed_the_next_rows_trace_is_followed_again_on_its_own_row():
+    # A box from y = 0 to 200 around its 0 mV line at y = 100; its own trace is faint, seen only
+    # in columns 0..9 and 150..159 (y = 99..101); the next row's trace runs all along y = 198..200.
+    mask = np.zeros((201, 160), bool)
+    mask[99:102, :10] = mask[99:102, 150:] = True
+    mask[198:201, :] = True
+    box = pp.PanelBox(lead="III", row=2, col=0, rhythm=False, t0_s=0.0, t1_s=2.5, x0=0.0,
+                      x1=159.0, y0=0.0, y1=200.0, baseline_y=100.0)
+    grid = type("G", (), {"px_per_mm_y": 8.0})()
+    _, runs, loose = dg.panel_path(mask, box, grid)
+    assert dg.off_row_share(runs, loose, 100.0, 100.0) > 0.8      # on the next row's trace
+    _, runs, kept = dg.panel_path(mask, box, grid, own_row=True)
+    assert dg.off_row_share(runs, kept, 100.0, 100.0) == 0.0
+    assert all(runs[x][kept[x]][0] == 99 for x in list(range(10)) + list(range(150, 160)))
+    # A tall QRS crossing half-way for a few columns is no reason to follow again.
+    qrs = mask.copy()
+    qrs[:, 20:150] = False
+    qrs[99:102, 10:150] = True
+    qrs[99:170, 60:64] = True
+    _, runs, once = dg.panel_path(qrs, box, grid, own_row=True)
+    assert runs[62][once[62]][1] == 169
+
+
 def test_trace_points_are_sub_pixel_with_ink_coverage():
     # A flat anti-aliased pen 2 px thick centred at y = 50.3: rows 49 (0.2), 50, 51 (0.8) inked.
     cover = np.zeros((100, 20), np.float32)

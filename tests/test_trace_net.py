@@ -269,9 +269,10 @@ def test_the_trace_reader_reads_with_its_own_front_end_settings():
 
     options = ReadOptions(layout="6x2", fs=250.0)
     set_ = with_reader_settings(options)
-    assert set_.preprocess.keep_apex and set_.preprocess.pulse_consensus
+    assert set_.preprocess.keep_apex and set_.preprocess.pulse_consensus and set_.preprocess.own_row
     assert (set_.layout, set_.fs) == ("6x2", 250.0)
-    assert not options.preprocess.keep_apex and not options.preprocess.pulse_consensus
+    assert not (options.preprocess.keep_apex or options.preprocess.pulse_consensus
+                or options.preprocess.own_row)
 
 
 @pytest.mark.skipif(not DEFAULT_CHECKPOINT.exists(), reason=f"{DEFAULT_CHECKPOINT} not committed")
