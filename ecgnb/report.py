@@ -147,9 +147,29 @@ def trace_net_table(reports_root: Path) -> str:
         "`trace_net_per_page.md`). Compare each row with the same set's rows above."))
 
 
+def front_mismatch(reports_root: Path, digits: int = 2) -> str:
+    """A sentence naming each set whose ``trace_net`` row (aligned dB, to ``digits`` decimals)
+    differs between ``benchmarks/trace_model.csv`` and ``benchmarks/trace_net.csv``: the front
+    changed after the models' table was made. Empty when they agree or either is missing."""
+    folder = Path(reports_root) / "benchmarks"
+    if not ((folder / "trace_model.csv").exists() and (folder / "trace_net.csv").exists()):
+        return ""
+    def front(name):
+        t = pd.read_csv(folder / f"{name}.csv")
+        return t[t["method"] == "trace_net"].set_index("set")["snr_db"].round(digits)
+    old, now = front("trace_model"), front("trace_net")
+    sets = [s for s in old.index if s in now.index and old[s] != now[s]]
+    if not sets:
+        return ""
+    pairs = "; ".join(f"{s} {old[s]:.{digits}f} here, {now[s]:.{digits}f} now" for s in sets)
+    return (f" **This table predates the current front**: its `trace_net` rows differ from "
+            f"`trace_net.md` ({pairs}); the models were not retrained and rescored since.")
+
+
 def trace_model_table(reports_root: Path) -> str:
     """The multimodal model on the trace network's front and its ablations
-    (``benchmarks/trace_model.md``, written by ``bench_trace_model.py``)."""
+    (``benchmarks/trace_model.md``, written by ``bench_trace_model.py``), saying so where its
+    front has changed since (``front_mismatch``)."""
     return benchmark_table(reports_root, "trace_model", (
         "**The paper's three parts on the trace network's front** (`reports/benchmarks/"
         "trace_model.md`, made by `python benchmarks/bench_trace_model.py --profile reference` "
@@ -158,7 +178,8 @@ def trace_model_table(reports_root: Path) -> str:
         "`trace_multimodal` the image encoder on its probability and reading with the signal "
         "encoder and shared latent in training (`models/trace_model.pt`, `--method trace_model`); "
         "`trace_image_only` without the signal encoder; `trace_no_align` without pulling the "
-        "latents together. Seconds include the front's reading; `epochs` is each model's training."))
+        "latents together. Seconds include the front's reading; `epochs` is each model's training."
+        + front_mismatch(reports_root)))
 
 
 def photos_table(reports_root: Path) -> str:

@@ -94,3 +94,18 @@ def test_trace_model_table_only_when_its_benchmark_ran(tmp_path):
         "| set | method |\n|---|---|\n| eik-dev | trace_multimodal |\n")
     text = trace_model_table(tmp_path)
     assert "bench_trace_model.py" in text and "| eik-dev | trace_multimodal |" in text
+
+
+def test_the_trace_model_table_says_when_its_front_has_changed_since(tmp_path):
+    from ecgnb.report import front_mismatch
+    folder = tmp_path / "benchmarks"
+    folder.mkdir()
+    assert front_mismatch(tmp_path) == ""
+    rows = "set,method,snr_db\neik-dev,trace_net,10.751\nphotos-dev,trace_net,3.25\n"
+    (folder / "trace_model.csv").write_text(rows + "eik-dev,trace_multimodal,10.76\n")
+    (folder / "trace_net.csv").write_text(rows)
+    assert front_mismatch(tmp_path) == ""
+    (folder / "trace_net.csv").write_text("set,method,snr_db\neik-dev,trace_net,11.16\n"
+                                          "photos-dev,trace_net,3.254\n")
+    text = front_mismatch(tmp_path)
+    assert "eik-dev 10.75 here, 11.16 now" in text and "photos-dev" not in text
