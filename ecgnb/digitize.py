@@ -462,7 +462,7 @@ def read_traces_choosing(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, c
     paths: dict = {}      # the trace's path through the mask's runs: the same for every coverage
     for name, cover in covers.items():
         signal, traces = read_traces(mask, lay, grid, pen, cover, fs, duration_s, paper, keep_apex,
-                                     paths, path_cost, own_row)
+                                     paths=paths, path_cost=path_cost, own_row=own_row)
         score = lead_consistency(signal, fs)
         scores[name] = None if score is None else round(score, 4)
         value = -np.inf if score is None else score
