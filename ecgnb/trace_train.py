@@ -3,7 +3,7 @@
 Patches of ``TraceNetConfig.patch_px`` are cut from the train split's pages (most centred on
 trace ink), rescaled a little (pages are not always exactly 200 dpi) and given a random look
 (``random_look``): any grid hue, grey or black-and-white copies, contrast, shading, blur, noise
-and JPEG, on top of the severity artefacts the pages already carry. The target is the pen's
+and JPEG, and for some a trace printed lighter than its grid (``fade_trace``), on top of the severity artefacts the pages already carry. The target is the pen's
 coverage of each pixel (``trace_net.trace_coverage``; its 0/1 footprint where
 ``TraceNetConfig.soft_target`` is off). Loss: class-weighted BCE plus soft Dice.
 
@@ -84,12 +84,13 @@ def _hue_rotate(img: np.ndarray, angle: float) -> np.ndarray:
     return img @ _hue_rotation(angle).T.astype(np.float32)
 
 
-def random_look(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def random_look(patch: np.ndarray, rng: np.random.Generator, copy: bool = True) -> np.ndarray:
     """A random print/scan/photo look for an RGB uint8 patch; returns uint8 of the same shape.
 
     What changes is only what a reader must not depend on: the grid's hue, colour or grey or a
     thresholded black-and-white copy, contrast and brightness, a shading ramp, blur, sensor
-    noise, JPEG. The trace's position never moves (the target stays exact).
+    noise, JPEG. The trace's position never moves (the target stays exact). ``copy`` False:
+    never a thresholded copy (which would erase a faded trace that the target still marks).
     """
     img = patch.astype(np.float32) / 255.0
     if rng.random() < 0.6:
@@ -108,7 +109,7 @@ def random_look(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         a = rng.uniform(0, 2 * math.pi)
         ramp = (np.cos(a) * xx + np.sin(a) * yy) / max(h, w)
         img = img * (1 - rng.uniform(0, 0.5) * (ramp - ramp.min()))[:, :, None]
-    if rng.random() < 0.15:
+    if rng.random() < 0.15 and copy:
         img = _copy_look(img, rng)
     if rng.random() < 0.4:
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.3))
@@ -119,6 +120,21 @@ def random_look(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 95))])
         out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     return out
+
+
+def fade_trace(patch: np.ndarray, cover: np.ndarray, amount: float,
+               grey: bool = False) -> np.ndarray:
+    """The patch with its trace printed lighter: each pixel moves towards the paper colour by
+    ``amount`` (0..1) times the pen's ``cover`` of it (0..1, the exact target), the trace first
+    made grey where ``grey``. The grid and text are untouched, so the trace may end up fainter
+    than the grid lines, as on many real printouts. RGB uint8 in and out."""
+    img = patch.astype(np.float32)
+    paper = np.quantile(img.reshape(-1, 3), 0.9, axis=0)     # most of a patch is paper
+    c = np.clip(cover, 0.0, 1.0)[:, :, None]
+    if grey:
+        img = img + c * (img.mean(axis=2, keepdims=True) - img)
+    img = img + amount * c * (paper - img)
+    return np.clip(img + 0.5, 0, 255).astype(np.uint8)
 
 
 def _copy_look(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -159,8 +175,11 @@ class PatchSampler:
         patch = cv2.warpAffine(page.image, m, (n, n), flags=flags, borderMode=cv2.BORDER_REPLICATE)
         target = cv2.warpAffine(page.target.astype(np.float32) / 255.0, m, (n, n), flags=flags,
                                 borderMode=cv2.BORDER_CONSTANT)
+        faded = self.look and rng.random() < self.cfg.fade_trace
+        if faded:
+            patch = fade_trace(patch, target, rng.uniform(*self.cfg.fade_range), rng.random() < 0.5)
         if self.look:
-            patch = random_look(patch, rng)
+            patch = random_look(patch, rng, copy=not faded)
         if not self.cfg.soft_target:
             target = (target > 0.35).astype(np.float32)
         return patch, target

@@ -15,7 +15,7 @@ from ecgnb.config import PaperConfig, TraceNetConfig, TraceReadConfig
 from ecgnb.trace_net import (DEFAULT_CHECKPOINT, TraceUNet, _spans, coverage_from_probability, inference_copy,
                              load_trace_net, preset, trace_coverage, trace_polylines,
                              trace_probability, trace_target)
-from ecgnb.trace_train import PatchSampler, _hue_rotate, random_look, score, train_page, train_trace_net
+from ecgnb.trace_train import PatchSampler, _hue_rotate, fade_trace, random_look, score, train_page, train_trace_net
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +137,22 @@ def test_random_look_changes_the_look_not_the_shape(rendered):
     looks = [random_look(patch, rng) for _ in range(12)]
     assert all(lk.shape == patch.shape and lk.dtype == np.uint8 for lk in looks)
     assert np.mean([np.abs(lk.astype(int) - patch).mean() for lk in looks]) > 5
+
+
+def test_a_faded_trace_is_lighter_than_before_and_the_rest_unchanged(rendered):
+    image, truth = rendered
+    cover = trace_coverage(truth, image.shape[:2])[300:400, 100:300].astype(np.float32) / 255
+    patch = image[300:400, 100:300]
+    assert (cover >= 0.5).sum() > 50
+    for grey in (False, True):
+        faded = fade_trace(patch, cover, 0.7, grey=grey)
+        assert faded.shape == patch.shape and faded.dtype == np.uint8
+        ink = cover >= 0.5
+        assert faded[ink].mean() > patch[ink].mean() + 60            # much lighter ink
+        np.testing.assert_array_equal(faded[cover == 0], patch[cover == 0])
+    greyed = fade_trace(patch, cover, 0.0, grey=True).astype(int)
+    full = cover >= 0.99                              # wholly under the pen: no grid colour left
+    assert np.abs(greyed[full] - greyed[full].mean(axis=1, keepdims=True)).max() <= 1
 
 
 def test_patches_are_centred_on_the_trace_they_mark(rendered):
