@@ -83,6 +83,7 @@ class LayoutInfo:
     panels: list[PanelBox]
     confidence: float           # 0..1
     candidates: dict[str, float] = field(default_factory=dict)  # layout -> confidence ("auto")
+    notes: list[str] = field(default_factory=list)  # doubts about the layout, in words
 
 
 # --------------------------------------------------------------------------------------------
@@ -476,7 +477,7 @@ def _detect_auto(mask, grid, duration_s, strength, cfg: PreprocessConfig,
     for name in LAYOUTS:
         try:
             results[name] = detect_layout(mask, grid, name, duration_s, strength,
-                                          cfg=cfg, paper=paper)
+                                          cfg=cfg, paper=paper, rhythm_optional=False)
         except LayoutError as exc:
             errors.append(f"{name}: {exc}")
     if not results:
@@ -504,10 +505,41 @@ def agree_pulses(rows: list[RowInfo], tol_px: float) -> None:
             r.baseline_y = c["top_y"] + median
 
 
+def _without_rhythm(layout: str) -> str | None:
+    """The known layout with ``layout``'s lead grid and no rhythm strip (None if none)."""
+    spec = get_layout(layout)
+    if not spec["rhythm"]:
+        return None
+    return next((k for k, v in LAYOUTS.items() if v["grid"] == spec["grid"] and not v["rhythm"]),
+                None)
+
+
+def _lead_rows_only(mask, grid, layout, rows, duration_s, strength, cfg: PreprocessConfig,
+                    paper: PaperConfig) -> LayoutInfo | None:
+    """``layout`` read without its rhythm strips when only they lack ink (a page cut off below
+    its lead rows, or printed without a strip), if the lead rows found then are the ones found
+    before; else None. The rhythm strip's leads then come from their short panels only."""
+    base, n_grid = _without_rhythm(layout), len(get_layout(layout)["grid"])
+    if base is None or min(r.coverage for r in rows[:n_grid]) < cfg.row_min_coverage:
+        return None
+    try:
+        lay = detect_layout(mask, grid, base, duration_s, strength, cfg=cfg, paper=paper)
+    except (LayoutError, ImageError):
+        return None
+    tol = cfg.row_min_gap_mm * grid.px_per_mm_y
+    if any(abs(a.baseline_y - b.baseline_y) > tol for a, b in zip(lay.rows, rows)):
+        return None
+    cover = [round(r.coverage, 2) for r in rows[n_grid:]]
+    lay.notes.append(f"no rhythm strip under the lead rows (ink coverage {cover}): read as "
+                     f"{base}, so {', '.join(get_layout(layout)['rhythm'])} only from "
+                     "short panels; check that the page is whole")
+    return lay
+
+
 def detect_layout(mask: np.ndarray, grid: GridInfo, layout: str = "3x4+1",
                   duration_s: float = 10.0, strength: np.ndarray | None = None, *,
                   cfg: PreprocessConfig | None = None,
-                  paper: PaperConfig = PaperConfig()) -> LayoutInfo:
+                  paper: PaperConfig = PaperConfig(), rhythm_optional: bool = True) -> LayoutInfo:
     """Find the rows and panels of ``layout`` on an upright trace ``mask`` of a ``duration_s``
     (s) record.
 
@@ -517,6 +549,8 @@ def detect_layout(mask: np.ndarray, grid: GridInfo, layout: str = "3x4+1",
     grid nor trace-like ink (not an ECG page). ``strength`` (``grid_strength`` of the upright
     page, optional) lets each row's 0 mV line follow its own grid lines' slope: deskew removes
     one rotation, but a page photographed or scanned askew also has perspective.
+    ``rhythm_optional``: a layout whose rhythm strips alone lack ink is read without them
+    (``_lead_rows_only``, with a note) rather than refused.
     """
     cfg = PreprocessConfig() if cfg is None else cfg
     if layout == "auto":
@@ -556,6 +590,10 @@ def detect_layout(mask: np.ndarray, grid: GridInfo, layout: str = "3x4+1",
     # A fully inked row the layout has no place for halves the confidence.
     conf = float(min(r.coverage for r in rows) * (1.0 - 0.5 * (extra_cov > 0.8)))
     if min(r.coverage for r in rows) < cfg.row_min_coverage:
+        short = _lead_rows_only(mask, grid, layout, rows, duration_s, strength, cfg, paper) \
+            if rhythm_optional else None
+        if short is not None:
+            return short
         raise LayoutError(f"page does not look like layout {layout!r}: row ink coverage "
                           f"{[round(r.coverage, 2) for r in rows]}; try layout='auto'")
     if not grid.found and conf < cfg.page_min_confidence:

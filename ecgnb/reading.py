@@ -127,6 +127,7 @@ def assess(reading: Reading) -> tuple[float, list[str]]:
     if not drawn.all():
         missing = [n for n, ok in zip(reading.lead_names, drawn) if not ok]
         warns.append(f"no trace read for lead(s) {', '.join(missing)}")
+    warns.extend(getattr(lay, "notes", []))
     warns.extend(reading.notes)
     conf = 0.0 if not g.found else float(min(lay.confidence, g.confidence))
     return conf, warns

@@ -290,6 +290,8 @@ def load_trace_net(checkpoint: str | Path | None = None) -> tuple[TraceUNet, Tra
     fields = dict(ckpt["config"])
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
     fields.setdefault("soft_target", False)     # checkpoints older than the field learnt the footprint
+    fields.setdefault("fade_trace", 0.0)        # ... and never saw a faded trace or a dark band
+    fields.setdefault("band_p", 0.0)
     cfg = TraceNetConfig(**fields)
     model = make_model(cfg)
     model.load_state_dict(ckpt["model"])

@@ -3,7 +3,8 @@
 Patches of ``TraceNetConfig.patch_px`` are cut from the train split's pages (most centred on
 trace ink), rescaled a little (pages are not always exactly 200 dpi) and given a random look
 (``random_look``): any grid hue, grey or black-and-white copies, contrast, shading, blur, noise
-and JPEG, and for some a trace printed lighter than its grid (``fade_trace``), on top of the severity artefacts the pages already carry. The target is the pen's
+and JPEG, for some a trace printed lighter than its grid (``fade_trace``) or a crease's soft
+dark band (``dark_band``), on top of the severity artefacts the pages already carry. The target is the pen's
 coverage of each pixel (``trace_net.trace_coverage``; its 0/1 footprint where
 ``TraceNetConfig.soft_target`` is off). Loss: class-weighted BCE plus soft Dice.
 
@@ -84,13 +85,31 @@ def _hue_rotate(img: np.ndarray, angle: float) -> np.ndarray:
     return img @ _hue_rotation(angle).T.astype(np.float32)
 
 
-def random_look(patch: np.ndarray, rng: np.random.Generator, copy: bool = True) -> np.ndarray:
+def dark_band(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``img`` (float RGB 0..1) crossed by a soft, mottled dark band along a random curve: the
+    shade of a crease or wrinkle, which a reader must not take for a faint trace."""
+    h, w = img.shape[:2]
+    ends = rng.uniform(-0.3, 1.3, size=(3, 2)) * [w, h]     # often across the whole patch
+    t = np.linspace(0, 1, 32)[:, None]
+    curve = (1 - t) ** 2 * ends[0] + 2 * t * (1 - t) * ends[1] + t ** 2 * ends[2]
+    band = np.zeros((h, w), np.float32)
+    cv2.polylines(band, [curve.round().astype(np.int32)], False, 1.0,
+                  thickness=int(rng.integers(4, 40)))
+    band = cv2.GaussianBlur(band, (0, 0), rng.uniform(1.5, 10.0))
+    mottle = 1 + rng.uniform(0, 0.6) * rng.normal(0, 1, (h, w)).astype(np.float32)
+    shade = 1 - rng.uniform(0.15, 0.55) * np.clip(band * mottle, 0, 1.5)
+    return img * shade[:, :, None]
+
+
+def random_look(patch: np.ndarray, rng: np.random.Generator, copy: bool = True,
+                band_p: float = 0.0) -> np.ndarray:
     """A random print/scan/photo look for an RGB uint8 patch; returns uint8 of the same shape.
 
     What changes is only what a reader must not depend on: the grid's hue, colour or grey or a
     thresholded black-and-white copy, contrast and brightness, a shading ramp, blur, sensor
     noise, JPEG. The trace's position never moves (the target stays exact). ``copy`` False:
     never a thresholded copy (which would erase a faded trace that the target still marks).
+    ``band_p``: probability of a soft dark band across the patch (``dark_band``).
     """
     img = patch.astype(np.float32) / 255.0
     if rng.random() < 0.6:
@@ -109,6 +128,8 @@ def random_look(patch: np.ndarray, rng: np.random.Generator, copy: bool = True) 
         a = rng.uniform(0, 2 * math.pi)
         ramp = (np.cos(a) * xx + np.sin(a) * yy) / max(h, w)
         img = img * (1 - rng.uniform(0, 0.5) * (ramp - ramp.min()))[:, :, None]
+    if band_p and rng.random() < band_p:
+        img = dark_band(img, rng)
     if rng.random() < 0.15 and copy:
         img = _copy_look(img, rng)
     if rng.random() < 0.4:
@@ -179,7 +200,7 @@ class PatchSampler:
         if faded:
             patch = fade_trace(patch, target, rng.uniform(*self.cfg.fade_range), rng.random() < 0.5)
         if self.look:
-            patch = random_look(patch, rng, copy=not faded)
+            patch = random_look(patch, rng, copy=not faded, band_p=self.cfg.band_p)
         if not self.cfg.soft_target:
             target = (target > 0.35).astype(np.float32)
         return patch, target

@@ -112,6 +112,35 @@ def test_the_pulse_consensus_is_off_by_default_and_moves_only_odd_rows(page):
         assert b.baseline_y == pytest.approx(a.baseline_y, abs=1.5)
 
 
+def test_a_page_cut_off_below_its_lead_rows_is_read_from_them_with_a_note():
+    image, truth = render.render_page(ecg_like(), 500, PaperConfig(header=False),
+                                      np.random.default_rng(1))
+    grid = gr.detect_grid(image)
+    mask = gr.denoise(gr.remove_grid(image, grid), grid.px_per_mm)
+    cals = truth["calibration"]
+    cut = mask.copy()                   # a fifth of the rhythm strip is all that is left of it
+    cut[int(cals[2]["baseline_y"] + 15 * grid.px_per_mm):, int(0.3 * mask.shape[1]):] = False
+    lay = ld.detect_layout(cut, grid, "3x4+1")
+    assert lay.name == "3x4" and len(lay.rows) == 3 and len(lay.panels) == 12
+    assert "no rhythm strip" in lay.notes[0]
+    for row, cal in zip(lay.rows, cals):
+        assert row.baseline_y == pytest.approx(cal["baseline_y"], abs=1.5)
+    with pytest.raises(LayoutError, match="row ink coverage"):     # asked not to: refused
+        ld.detect_layout(cut, grid, "3x4+1", rhythm_optional=False)
+
+
+def test_a_page_missing_a_lead_row_is_still_refused(page):
+    image, truth = page
+    grid = gr.detect_grid(image)
+    mask = gr.denoise(gr.remove_grid(image, grid), grid.px_per_mm)
+    y = truth["calibration"][0]["baseline_y"]
+    cut = mask.copy()
+    cut[:int(y + 8 * grid.px_per_mm)] = False          # the top lead row (I, aVR, V1, V4) is gone
+    with pytest.raises(LayoutError):
+        ld.detect_layout(cut, grid, "3x4+1")
+    assert ld.detect_layout(mask, grid, "3x4+1").notes == []
+
+
 def test_auto_layout_reports_choice(page):
     image, _ = page
     grid = gr.detect_grid(image)

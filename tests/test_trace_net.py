@@ -15,7 +15,7 @@ from ecgnb.config import PaperConfig, TraceNetConfig, TraceReadConfig
 from ecgnb.trace_net import (DEFAULT_CHECKPOINT, TraceUNet, _spans, coverage_from_probability, inference_copy,
                              load_trace_net, preset, trace_coverage, trace_polylines,
                              trace_probability, trace_target)
-from ecgnb.trace_train import PatchSampler, _hue_rotate, fade_trace, random_look, score, train_page, train_trace_net
+from ecgnb.trace_train import PatchSampler, _hue_rotate, dark_band, fade_trace, random_look, score, train_page, train_trace_net
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +153,16 @@ def test_a_faded_trace_is_lighter_than_before_and_the_rest_unchanged(rendered):
     greyed = fade_trace(patch, cover, 0.0, grey=True).astype(int)
     full = cover >= 0.99                              # wholly under the pen: no grid colour left
     assert np.abs(greyed[full] - greyed[full].mean(axis=1, keepdims=True)).max() <= 1
+
+
+def test_a_dark_band_only_darkens_and_only_in_part_of_the_patch():
+    paper = np.full((96, 96, 3), 0.9, np.float32)
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        banded = dark_band(paper, rng)
+        assert banded.shape == paper.shape and (banded <= paper + 1e-6).all()
+        shaded = (banded < 0.85).any(axis=2)
+        assert 0 < shaded.mean() < 0.8                 # a band, not a uniform dimming
 
 
 def test_patches_are_centred_on_the_trace_they_mark(rendered):
