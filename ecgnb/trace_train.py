@@ -196,7 +196,8 @@ class PatchSampler:
         patch = cv2.warpAffine(page.image, m, (n, n), flags=flags, borderMode=cv2.BORDER_REPLICATE)
         target = cv2.warpAffine(page.target.astype(np.float32) / 255.0, m, (n, n), flags=flags,
                                 borderMode=cv2.BORDER_CONSTANT)
-        faded = self.look and rng.random() < self.cfg.fade_trace
+        # No draw when off, so the default recipe samples what the committed net was trained on.
+        faded = self.look and self.cfg.fade_trace > 0 and rng.random() < self.cfg.fade_trace
         if faded:
             patch = fade_trace(patch, target, rng.uniform(*self.cfg.fade_range), rng.random() < 0.5)
         if self.look:
