@@ -334,12 +334,12 @@ class TraceNetConfig:
     on_trace: float = 0.7             # share of patches centred on a trace pixel (else anywhere)
     fade_trace: float = 0.0           # share of patches whose trace is printed lighter than its
                                       # grid (``trace_train.fade_trace``): thin grey traces of
-                                      # real printouts, which the renderer's dark inks never show
-    fade_range: tuple[float, float] = (0.25, 0.7)  # how far such a trace is blended towards the paper
-                                      # Off (0.0): nets trained with fade_trace 0.35 / 0.3 and
-                                      # band_p 0 / 0.3 read photos-dev better (5.28 / 4.97 dB vs
-                                      # 4.26) but eik-dev worse (8.33 / 9.66 vs 11.16) and the
+                                      # real printouts, which the renderer's dark inks never show.
+                                      # Off: nets trained with fade_trace 0.35 / 0.3 and band_p
+                                      # 0 / 0.3 read photos-dev better (5.28 / 4.97 dB vs 4.26)
+                                      # but eik-dev worse (8.33 / 9.66 vs 11.16) and the
                                       # reference val pages 16.08 / 16.08 vs 16.19
+    fade_range: tuple[float, float] = (0.25, 0.7)  # how far such a trace is blended towards the paper
     band_p: float = 0.0               # share of patches crossed by a soft dark band (a crease, a
                                       # wrinkle's shade: ``trace_train.dark_band``), which is not trace
     scale_range: tuple[float, float] = (0.8, 1.25)  # patch rescaling: pages not exactly 200 dpi

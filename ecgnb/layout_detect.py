@@ -519,7 +519,8 @@ def _lead_rows_only(mask, grid, layout, rows, duration_s, strength, cfg: Preproc
     """``layout`` read without its rhythm strips when only they lack ink (a page cut off below
     its lead rows, or printed without a strip), if the lead rows found then are the ones found
     before; else None. The rhythm strip's leads then come from their short panels only."""
-    base, n_grid = _without_rhythm(layout), len(get_layout(layout)["grid"])
+    spec, base = get_layout(layout), _without_rhythm(layout)
+    n_grid = len(spec["grid"])
     if base is None or min(r.coverage for r in rows[:n_grid]) < cfg.row_min_coverage:
         return None
     try:
@@ -531,7 +532,7 @@ def _lead_rows_only(mask, grid, layout, rows, duration_s, strength, cfg: Preproc
         return None
     cover = [round(r.coverage, 2) for r in rows[n_grid:]]
     lay.notes.append(f"no rhythm strip under the lead rows (ink coverage {cover}): read as "
-                     f"{base}, so {', '.join(get_layout(layout)['rhythm'])} only from "
+                     f"{base}, so {', '.join(spec['rhythm'])} only from "
                      "short panels; check that the page is whole")
     return lay
 

@@ -4,8 +4,8 @@ Patches of ``TraceNetConfig.patch_px`` are cut from the train split's pages (mos
 trace ink), rescaled a little (pages are not always exactly 200 dpi) and given a random look
 (``random_look``): any grid hue, grey or black-and-white copies, contrast, shading, blur, noise
 and JPEG, for some a trace printed lighter than its grid (``fade_trace``) or a crease's soft
-dark band (``dark_band``), on top of the severity artefacts the pages already carry. The target is the pen's
-coverage of each pixel (``trace_net.trace_coverage``; its 0/1 footprint where
+dark band (``dark_band``), on top of the severity artefacts the pages already carry. The
+target is the pen's coverage of each pixel (``trace_net.trace_coverage``; its 0/1 footprint where
 ``TraceNetConfig.soft_target`` is off). Loss: class-weighted BCE plus soft Dice.
 
 ``train_trace_net`` runs for ``steps`` or ``time_budget_s``, validates on fixed val-split
