@@ -105,6 +105,8 @@ class PreprocessConfig:
     trace_band_mm: tuple[float, float] = (2.0, 5.0)  # mm either side of the baseline: the narrow band a trace
                                       # start or end is read in, and the tall band its gap must leave empty
     trace_gap_max_mm: float = 4.0     # mm past the pulse's right stroke where a row's trace may start
+    pulse_slide_mm: float = 0.5       # mm, a trace start found past the pulses this far right of the
+                                      # page's time axis moves the axis there (it had slid onto them)
     keep_apex: bool = False           # keep a peak's column point beside the steep strokes' row
                                       # points (a narrow QRS apex, whose rows hold both strokes
                                       # merged, has no row point); the trace-network reader sets

@@ -305,6 +305,40 @@ def detect_calibration(mask: np.ndarray, row: RowInfo, grid: GridInfo,
             "mm_per_mv": height_mm / cfg.cal_pulse_mv}
 
 
+def axis_after_pulses(mask: np.ndarray, rows: list[RowInfo], grid: GridInfo, x_start: float,
+                      x_end: float, *, cfg: PreprocessConfig | None = None,
+                      paper: PaperConfig = PaperConfig()) -> tuple[float, float]:
+    """``(x_start, x_end)`` px, moved right past the calibration pulses when the ink window put
+    t = 0 on them; unchanged otherwise.
+
+    The time axis is the window of ink as wide as the record; where a row's last millimetres are
+    lost (a photo's dark or cut edge), it slides left onto the pulses, and every lead reads up to
+    a pulse width (0.2 s) late. That shows as no pulse found left of ``x_start`` but pulses one
+    pulse width further right, on at least two rows, their right strokes within 1 mm. (Moving
+    the axis whenever a trace start lies past the pulses also moved it on ECG-Image-Kit pages,
+    whose QRS next to the pulse looks like one.) The trace starts after them: at the first ink past a row's pulse
+    (``_trace_start``, on pages that leave a gap) or else at the right stroke. The axis moves
+    only when that lies more than ``cfg.pulse_slide_mm`` right of ``x_start``.
+    """
+    cfg = PreprocessConfig() if cfg is None else cfg
+    ppx = grid.px_per_mm_x
+    if any(detect_calibration(mask, r, grid, x_start, cfg=cfg, paper=paper) for r in rows):
+        return x_start, x_end       # pulses left of t = 0: the axis did not slide onto them
+    shifted = x_start + cfg.cal_pulse_s * paper.speed_mm_s * ppx
+    cals = [detect_calibration(mask, r, grid, shifted, cfg=cfg, paper=paper) for r in rows]
+    right = np.array([c["x1"] for c in cals if c is not None])
+    if right.size < 2 or np.ptp(right) > ppx:
+        return x_start, x_end
+    band = [_row_ink(mask, r.baseline_y, grid, cfg.trace_band_mm[1]) for r in rows]
+    starts = [_trace_start(b, b, c, float(np.median(right)), grid, cfg)
+              for b, c in zip(band, cals) if c is not None]
+    starts = [v + cfg.ink_lead_mm[0] * ppx for v in starts if np.isfinite(v)]
+    x0 = float(np.median(starts)) if starts else float(np.median(right)) - cfg.ink_lead_mm[0] * ppx
+    if x0 - x_start <= cfg.pulse_slide_mm * ppx:
+        return x_start, x_end
+    return x0, x0 + (x_end - x_start)
+
+
 # --------------------------------------------------------------------------------------------
 # Per-row geometry under perspective: slope and time axis
 # --------------------------------------------------------------------------------------------
@@ -400,14 +434,36 @@ def _row_ends(mask, strength, row, x_start, x_end, grid, spacing, cfg: Preproces
     est, _ = grid_period(strength[a:b, int(max(0, x_start)):int(x_end)].mean(axis=0),
                          cfg=cfg, paper=paper)
     scale = est if abs(est / ppx - 1) < cfg.row_scale_tol else ppx
-    narrow_mm, tall_mm = cfg.trace_band_mm
-    ink = _row_ink(mask, row.baseline_y, grid, narrow_mm)
-    tall = _row_ink(mask, row.baseline_y, grid, tall_mm)
-    first = _trace_start(ink, tall, row.calibration, x_start, grid, cfg)
+    # The whole row band: a trace that starts or ends far from its baseline (a QRS, a wandering
+    # baseline) still has its first and last ink there.
+    ink = _row_ink(mask, row.baseline_y, grid, cfg.row_band_frac * spacing / grid.px_per_mm_y)
+    first = _trace_start(ink, ink, row.calibration, x_start, grid, cfg)
     tol = cfg.row_end_tol_mm * ppx
     inked = np.flatnonzero(ink[:int(x_end + tol) + 1])
     last = float(inked[-1]) if inked.size and inked[-1] > x_end - tol else np.nan
     return first, last, scale
+
+
+def _shared_time_axis(rows, first: np.ndarray, last: np.ndarray, x_start: float, x_end: float,
+                      sample_px: float, near: float, width_tol: float) -> None:
+    """On a flat page, give every row one time axis from the rows' first and last samples (px,
+    NaN where not found): t = 0 at the median first sample, t = duration one sample period
+    (``sample_px``) after the median last one.
+
+    The ends of the rows' own traces are sharper than the page's ink window, which a trace
+    starting or ending off its baseline moves, and their distance measures the time scale along
+    the rows themselves. Used only when both ends are found on two rows or more, their distance
+    matches the page's span within ``width_tol`` (relative) and the start lies within ``near`` px of
+    ``x_start``; otherwise the page's axis stays.
+    """
+    starts, ends = first[np.isfinite(first)], last[np.isfinite(last)]
+    if min(starts.size, ends.size) < 2:
+        return
+    x0, x1 = float(np.median(starts)), float(np.median(ends)) + sample_px
+    if abs((x1 - x0) / (x_end - x_start) - 1) >= width_tol or abs(x0 - x_start) >= near:
+        return
+    for r in rows:
+        r.x_start, r.x_end = x0, x1
 
 
 def _row_time_axes(mask, strength, rows, x_start, x_end, grid, spacing, cfg: PreprocessConfig,
@@ -440,8 +496,9 @@ def _row_time_axes(mask, strength, rows, x_start, x_end, grid, spacing, cfg: Pre
         starts = ends - width_mm * scale
     if ends is None:
         ends = starts + width_mm * scale
-    # The page's axis is sub-pixel exact on a flat page: move rows only when they clearly differ.
     if max(np.abs(starts - x_start).max(), np.abs(ends - x_end).max()) < cfg.row_min_shift_mm * ppx:
+        _shared_time_axis(rows, first, last, x_start, x_end, paper.speed_mm_s * ppx / cfg.trace_fs,
+                          cfg.row_min_shift_mm * ppx, cfg.row_width_tol)
         return
     near = cfg.row_shift_tol_mm * ppx  # farther off, an end found is some other ink's (another layout)
     for r, xs, xe, s in zip(rows, starts, ends, scale):
@@ -570,6 +627,7 @@ def detect_layout(mask: np.ndarray, grid: GridInfo, layout: str = "3x4+1",
     rows = _pick_rows(mask, grid, cands, n, cfg)
     x_start, x_end = _time_axis([_row_ink(mask, r.baseline_y, grid, cfg.time_axis_half_mm)
                                  for r in rows], grid, duration_s, cfg, paper)
+    x_start, x_end = axis_after_pulses(mask, rows, grid, x_start, x_end, cfg=cfg, paper=paper)
     spacing = float(np.median(np.diff([r.baseline_y for r in rows]))) if n > 1 else None
     for r in rows:
         r.coverage = _coverage(mask, r.baseline_y, x_start, x_end, grid, cfg)

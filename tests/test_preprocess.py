@@ -299,3 +299,50 @@ def test_preprocess_modules_form_a_chain_without_cycles():
     assert not imports["grid"] & {"straighten", "layout_detect", "preprocess"}
     assert not imports["straighten"] & {"layout_detect", "preprocess"}
     assert "preprocess" not in imports["layout_detect"]
+
+
+def _layout_of(image, **kw):
+    dark = gr.darkness(image)
+    grid = gr.detect_grid(image, dark)
+    mask = gr.denoise(gr.remove_grid(image, grid, dark=dark), grid.px_per_mm)
+    return grid, mask, gr.grid_strength(dark)
+
+
+def test_traces_that_start_and_end_off_their_baseline_keep_a_sub_pixel_time_axis():
+    # Traces that begin and end 1 mV up, falling back within 20 ms (a filter's settling): the
+    # ink near the 0 mV line begins late and ends early, so the page's ink window alone put
+    # t = 0 late by about a pixel (5 ms; 1.4 px on a reference val page).
+    sig = ecg_like()
+    t = np.arange(sig.shape[0]) / 500
+    sig = sig + (np.exp(-t / 0.02) + np.exp(-(t[-1] - t) / 0.02))[:, None]
+    image, truth = render.render_page(sig, 500, PaperConfig(), np.random.default_rng(1))
+    grid, mask, strength = _layout_of(image)
+    lay = ld.detect_layout(mask, grid, "3x4+1", strength=strength)
+    x_true = truth["panels"][0]["x_start"]
+    for box in lay.panels:
+        if box.col == 0:
+            assert box.x0 == pytest.approx(x_true, abs=0.5)       # px
+
+
+def test_an_axis_that_slid_onto_the_pulses_is_moved_past_them(page):
+    # A photo's cut or dark right edge hides the rows' last millimetres: the widest ink window
+    # then starts on the calibration pulses, 0.2 s early, where the trace starts at the pulse's
+    # right stroke (ECG-Image-Kit prints). Drawn here: 4 rows, pulse strokes at 100 and 139 px.
+    image, _ = page
+    grid = gr.detect_grid(image)
+    ppx, ppy = grid.px_per_mm_x, grid.px_per_mm_y
+    mask = np.zeros((1500, 2200), bool)
+    rows = []
+    for i, y in enumerate((300, 600, 900, 1200)):
+        top = int(y - 10 * ppy)
+        mask[top:y + 1, 100:102] = mask[top:y + 1, 139:141] = True   # strokes
+        mask[top:top + 2, 100:141] = True                               # flat top
+        mask[y - 1:y + 1, 139:1900] = True                              # trace, cut short
+        for q in range(300, 1900, 160):                                 # QRS complexes
+            mask[int(y - 8 * ppy):y, q:q + 2] = True
+        rows.append(ld.RowInfo(index=i, baseline_y=float(y), y0=y - 100.0, y1=y + 100.0,
+                               ink_x0=100.0, ink_x1=1900.0, coverage=1.0))
+    x0, x1 = ld.axis_after_pulses(mask, rows, grid, 100.0, 100.0 + 250 * ppx)
+    assert x0 == pytest.approx(140 - 0.22 * ppx, abs=1.5)             # at the right stroke
+    assert x1 - x0 == pytest.approx(250 * ppx)
+    assert ld.axis_after_pulses(mask, rows, grid, 139.0, 2100.0) == (139.0, 2100.0)  # kept
