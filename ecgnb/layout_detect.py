@@ -314,11 +314,11 @@ def axis_after_pulses(mask: np.ndarray, rows: list[RowInfo], grid: GridInfo, x_s
     The time axis is the window of ink as wide as the record; where a row's last millimetres are
     lost (a photo's dark or cut edge), it slides left onto the pulses, and every lead reads up to
     a pulse width (0.2 s) late. That shows as no pulse found left of ``x_start`` but pulses one
-    pulse width further right, on at least two rows, their right strokes within 1 mm. (Moving
-    the axis whenever a trace start lies past the pulses also moved it on ECG-Image-Kit pages,
-    whose QRS next to the pulse looks like one.) The trace starts after them: at the first ink past a row's pulse
-    (``_trace_start``, on pages that leave a gap) or else at the right stroke. The axis moves
-    only when that lies more than ``cfg.pulse_slide_mm`` right of ``x_start``.
+    pulse width further right, on at least two rows, their right strokes within 1 mm. The trace
+    starts after them: at the first ink past a row's pulse (``_trace_start``, on pages that
+    leave a gap) or else at the right stroke. The axis moves only when that lies more than
+    ``cfg.pulse_slide_mm`` right of ``x_start``. (Moving it whenever a trace start lay past the
+    pulses also moved it on ECG-Image-Kit pages, whose QRS beside the pulse looks like one.)
     """
     cfg = PreprocessConfig() if cfg is None else cfg
     ppx = grid.px_per_mm_x
@@ -453,8 +453,8 @@ def _shared_time_axis(rows, first: np.ndarray, last: np.ndarray, x_start: float,
     The ends of the rows' own traces are sharper than the page's ink window, which a trace
     starting or ending off its baseline moves, and their distance measures the time scale along
     the rows themselves. Used only when both ends are found on two rows or more, their distance
-    matches the page's span within ``width_tol`` (relative) and the start lies within ``near`` px of
-    ``x_start``; otherwise the page's axis stays.
+    matches the page's span within ``width_tol`` (relative) and the start lies within ``near``
+    px of ``x_start``; otherwise the page's axis stays.
     """
     starts, ends = first[np.isfinite(first)], last[np.isfinite(last)]
     if min(starts.size, ends.size) < 2:
