@@ -452,13 +452,14 @@ def _shared_time_axis(rows, first: np.ndarray, last: np.ndarray, x_start: float,
 
     The ends of the rows' own traces are sharper than the page's ink window, which a trace
     starting or ending off its baseline moves, and their distance measures the time scale along
-    the rows themselves. Used only when both ends are found on two rows or more, their distance
+    the rows themselves. Used only when both ends are found on two rows or more, each within
+    ``near / 2`` px of the other rows' (a flat page's rows start and end together), their distance
     matches the page's span within ``width_tol`` (relative) and the start lies within ``near``
     px of ``x_start``; otherwise the page's axis stays.
     """
     starts, ends = first[np.isfinite(first)], last[np.isfinite(last)]
-    if min(starts.size, ends.size) < 2:
-        return
+    if min(starts.size, ends.size) < 2 or max(np.ptp(starts), np.ptp(ends)) > 0.5 * near:
+        return      # the rows disagree: some end is another ink's (a thresholded copy's grid)
     x0, x1 = float(np.median(starts)), float(np.median(ends)) + sample_px
     if abs((x1 - x0) / (x_end - x_start) - 1) >= width_tol or abs(x0 - x_start) >= near:
         return
