@@ -129,6 +129,16 @@ class PreprocessConfig:
                                       # is faint) is followed again, pulled hard to its own 0 mV line
                                       # (``digitize.panel_path``); the trace-network reader sets it,
                                       # as keep_apex
+    edge_marks: bool = False          # drop the trace points over lead separator bars and the
+                                      # calibration pulse's stroke at panels' edges
+                                      # (``ecgnb.separators``); the trace-network reader sets it,
+                                      # as keep_apex
+    sep_search_mm: float = 1.0        # mm either side of a panel edge a separator bar is looked for
+    sep_band_mm: float = 8.0          # mm either side of the 0 mV line a bar may reach
+    sep_min_mm: float = 2.0           # mm, a bar is at least this tall
+    sep_width_max_mm: float = 1.2     # mm, and at most this wide
+    sep_flat_mm: float = 0.2          # mm, its columns' tops (and bottoms) agree this closely
+    sep_margin_px: float = 1.0        # px, trace points this close to a mark go with it
 
 
 @dataclass(frozen=True)
@@ -170,6 +180,9 @@ class StyleConfig:
                                       # baseline, or "corner" (top-left of the panel's cell)
     header_style: str = "standard"    # header text: "standard" (2 lines), "detailed" (4 lines:
                                       # demographics, intervals, a statement), "minimal" (1 line)
+    separator: str = "tick"           # mark where a row's next lead starts: "tick" (thin, 3 mm on
+                                      # the baseline), "bar" (0.6 mm wide, 7 mm tall, centred on the
+                                      # new lead's first sample, as ECG-Image-Kit prints) or "none"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -192,6 +205,8 @@ class StyleRangeConfig:
     font_scale: tuple[float, float] = (0.7, 1.5)
     label_positions: tuple[str, ...] = ("above", "below", "corner")
     header_styles: tuple[str, ...] = ("standard", "detailed", "minimal")
+    separators: tuple[str, ...] = ("tick",)  # separator marks to pick from (one: no draw, so the
+                                      # styles of earlier seeds stay as they were)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

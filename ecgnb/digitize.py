@@ -21,6 +21,7 @@ from .io import check_rgb
 from .leads import LEAD_INDEX, LEAD_NAMES
 from .orient import lead_consistency
 from .reading import Reading, ReadOptions, overlay
+from .separators import edge_marks, find_bars
 
 EDGE_HOLD_S = 0.1     # s: at a panel's ends, samples this close to found ink repeat its value
 BASELINE_PULL = 0.02  # DP cost per mm of distance from the row baseline (keeps to its own row)
@@ -351,16 +352,20 @@ def merge_points(cols: np.ndarray, extra: np.ndarray, keep: np.ndarray | None = 
     return allp[np.argsort(allp[:, 0], kind="stable")]
 
 
-def drop_ticks(points: np.ndarray, box: pp.PanelBox, layout: pp.LayoutInfo) -> np.ndarray:
+def drop_ticks(points: np.ndarray, box: pp.PanelBox, layout: pp.LayoutInfo,
+               marks: list[tuple[float, float]] = (), margin_px: float = 1.0) -> np.ndarray:
     """``points`` without the columns of the separator ticks at ``box``'s inner edges.
 
     A printer marks each hand-over between panels of a row with a short vertical stroke on the
     baseline; in that column the trace's run swallows the stroke, so the column says nothing
     reliable about the trace (its neighbours do). Edges are px; within ``TICK_PX`` of them a
-    point is dropped.
+    point is dropped, and so is every point within ``margin_px`` of a ``marks`` range
+    ``(left, right)`` px (``ecgnb.separators.edge_marks``: a wide bar, the pulse's stroke).
     """
     if not len(points):
         return points
+    for left, right in marks:
+        points = points[(points[:, 0] < left - margin_px) | (points[:, 0] > right + margin_px)]
     cols = {p.col for p in layout.panels if p.row == box.row and not p.rhythm}
     edges = ([box.x0] if box.col > 0 else []) + ([box.x1] if box.col + 1 in cols else [])
     if box.rhythm or not edges:
@@ -416,14 +421,15 @@ def digitize_image(image: np.ndarray, layout: str = "3x4+1", fs: float = 500,
 def read_traces(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, cover: np.ndarray,
                 fs: float, duration_s: float, paper: PaperConfig,
                 keep_apex: bool = False, paths: dict | None = None,
-                path_cost: np.ndarray | None = None, own_row: bool = False
-                ) -> tuple[np.ndarray, dict]:
+                path_cost: np.ndarray | None = None, own_row: bool = False,
+                marks: dict | None = None, margin_px: float = 1.0) -> tuple[np.ndarray, dict]:
     """``(signal, traces)``: every panel of ``lay`` read from ``mask`` with pen coverage
     ``cover`` (0..1 per px); ``signal`` is ``(round(fs * duration_s), 12)`` mV, NaN where no
     panel shows a lead, ``traces`` the points found per panel index (``keep_apex``: see
     ``extract_panel``; ``paths``: a dict of each panel index's ``panel_path``, used where it
     holds one and filled where not, so that readings with other coverages reuse them;
-    ``path_cost`` and ``own_row``: see ``panel_path``)."""
+    ``path_cost`` and ``own_row``: see ``panel_path``; ``marks``: ``{panel index: [(left,
+    right), ...]}`` px ranges whose points are dropped, see ``drop_ticks``)."""
     n = int(round(fs * duration_s))
     signal = np.full((n, len(LEAD_NAMES)), np.nan)
     traces = {}
@@ -434,7 +440,8 @@ def read_traces(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, cover: np.
         box = lay.panels[i]
         if i not in paths:
             paths[i] = panel_path(mask, box, grid, path_cost, own_row)
-        pts = drop_ticks(extract_panel(mask, box, grid, pen, cover, keep_apex, paths[i]), box, lay)
+        pts = drop_ticks(extract_panel(mask, box, grid, pen, cover, keep_apex, paths[i]), box, lay,
+                         (marks or {}).get(i, ()), margin_px)
         traces[i] = pts
         idx, mv = panel_signal(pts, box, grid, fs, paper)
         keep = idx < n
@@ -448,7 +455,8 @@ def read_traces(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, cover: np.
 def read_traces_choosing(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, covers,
                          fs: float, duration_s: float, paper: PaperConfig,
                          keep_apex: bool = False, path_cost: np.ndarray | None = None,
-                         own_row: bool = False) -> tuple[np.ndarray, dict, dict]:
+                         own_row: bool = False, marks: dict | None = None,
+                         margin_px: float = 1.0) -> tuple[np.ndarray, dict, dict]:
     """``read_traces`` with one coverage array, or with each of a ``{name: coverage}`` dict,
     keeping the reading whose limb leads obey Einthoven's law best (``orient.lead_consistency``;
     the first on a tie or where no relation can be judged). Different estimates of the pen's
@@ -457,12 +465,14 @@ def read_traces_choosing(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, c
     ``extra`` names the coverage kept and each one's consistency (plain JSON; empty for one array)."""
     if not isinstance(covers, dict):
         return (*read_traces(mask, lay, grid, pen, covers, fs, duration_s, paper, keep_apex,
-                             path_cost=path_cost, own_row=own_row), {})
+                             path_cost=path_cost, own_row=own_row, marks=marks,
+                             margin_px=margin_px), {})
     best, scores = None, {}
     paths: dict = {}      # the trace's path through the mask's runs: the same for every coverage
     for name, cover in covers.items():
         signal, traces = read_traces(mask, lay, grid, pen, cover, fs, duration_s, paper, keep_apex,
-                                     paths=paths, path_cost=path_cost, own_row=own_row)
+                                     paths=paths, path_cost=path_cost, own_row=own_row,
+                                     marks=marks, margin_px=margin_px)
         score = lead_consistency(signal, fs)
         scores[name] = None if score is None else round(score, 4)
         value = -np.inf if score is None else score
@@ -502,8 +512,10 @@ def digitize_straightened(upright: np.ndarray, skew: float, dark: np.ndarray,
     readout = mask if readout_mask is None else readout_mask(mask, grid)
     cfg = cfg or PreprocessConfig()
     cost = None if path_cost is None else path_cost(upright)
+    marks = edge_marks(lay, find_bars(readout, lay, grid, cfg)) if cfg.edge_marks else None
     signal, traces, extra = read_traces_choosing(readout, lay, grid, pen, covers, fs, duration_s,
-                                                 paper, cfg.keep_apex, cost, cfg.own_row)
+                                                 paper, cfg.keep_apex, cost, cfg.own_row,
+                                                 marks, cfg.sep_margin_px)
     return Reading(signal=signal, fs=float(fs), lead_names=LEAD_NAMES, method=ClassicalDigitizer.name,
                    skew_deg=skew, grid=grid, layout=lay, upright=upright, traces=traces, extra=extra)
 

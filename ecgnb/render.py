@@ -63,6 +63,8 @@ CAL_LEAD_MM = 1.0       # mm of flat line before and after the pulse
 LABEL_HEIGHT_MM = 2.5   # mm, cap height of lead labels
 LABEL_RISE_MM = 6.0     # mm, label text baseline above the trace baseline
 TICK_HALF_MM = 1.5      # mm, half height of the separator tick between panels
+BAR_HALF_MM = 3.5       # mm, half height of a separator bar (StyleConfig.separator = "bar")
+BAR_WIDTH_MM = 0.6      # mm, its width
 MIN_DURATION_S = 1.0    # s, shortest record we print (shorter panels are unreadable)
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -75,6 +77,7 @@ FONTS: dict[str, tuple[int, float]] = {
 }
 LABEL_POSITIONS = ("above", "below", "corner")
 HEADER_STYLES = ("standard", "detailed", "minimal")
+SEPARATORS = ("tick", "bar", "none")
 _SHIFT = 8              # fractional bits for cv2 drawing: 1/256 px resolution
 
 
@@ -380,7 +383,8 @@ def _check_style(style: StyleConfig) -> None:
     for value, known, what in ((style.grid_colour, GRID_COLOURS + (None,), "grid_colour"),
                                (style.font, tuple(FONTS), "font"),
                                (style.label_position, LABEL_POSITIONS, "label_position"),
-                               (style.header_style, HEADER_STYLES, "header_style")):
+                               (style.header_style, HEADER_STYLES, "header_style"),
+                               (style.separator, SEPARATORS, "separator")):
         if value not in known:
             raise ValueError(f"unknown StyleConfig.{what} {value!r}; known: "
                              f"{', '.join(str(k) for k in known)}")
@@ -405,7 +409,8 @@ def random_style(rng: np.random.Generator,
         trace_colour=tuple(int(v) for v in pick(cfg.trace_colours)),
         trace_width_mm=between(cfg.trace_width_mm),
         font=pick(cfg.fonts), font_scale=between(cfg.font_scale),
-        label_position=pick(cfg.label_positions), header_style=pick(cfg.header_styles))
+        label_position=pick(cfg.label_positions), header_style=pick(cfg.header_styles),
+        separator=pick(cfg.separators) if len(cfg.separators) > 1 else cfg.separators[0])
 
 
 # --- public API ----------------------------------------------------------------------------------
@@ -455,7 +460,7 @@ def render_page(signal: np.ndarray, fs: int, paper: PaperConfig = PaperConfig(),
                                                  float(pts[4, 0]), float(base)],
                               "baseline_y": float(base)})
     cv2.polylines(img, polys, False, ink, thick, cv2.LINE_AA, _SHIFT)
-    _draw_separators(img, layout_panels, geom, paper, ink)
+    _draw_separators(img, layout_panels, panel_truth, geom, paper, ink, style.separator)
     for p, pt in zip(layout_panels, panel_truth):
         pt["bbox"] = _clip_box(_union(pt["bbox"], _draw_label(img, p, pt, geom, ink, style)),
                                geom)
@@ -526,18 +531,22 @@ def _draw_label(img: np.ndarray, p: Panel, pt: dict, geom: PageGeometry, ink,
     return _text_box(p.lead, org, scale, thick, font)
 
 
-def _draw_separators(img: np.ndarray, layout_panels: list[Panel], geom: PageGeometry,
-                     paper: PaperConfig, ink) -> None:
-    """Short vertical ticks on the baseline where one panel hands over to the next."""
+def _draw_separators(img: np.ndarray, layout_panels: list[Panel], panel_truth: list[dict],
+                     geom: PageGeometry, paper: PaperConfig, ink, kind: str = "tick") -> None:
+    """Vertical marks where one panel hands over to the next: a short tick on the baseline
+    (``kind="tick"``), a tall bar centred on the new lead's first sample (``"bar"``), or none."""
+    if kind == "none":
+        return
     span = paper.speed_mm_s * geom.px_per_mm
-    half = TICK_HALF_MM * geom.px_per_mm
-    for p in layout_panels:
+    half = (TICK_HALF_MM if kind == "tick" else BAR_HALF_MM) * geom.px_per_mm
+    width = 1 if kind == "tick" else max(1, int(round(BAR_WIDTH_MM * geom.px_per_mm)))
+    for p, pt in zip(layout_panels, panel_truth):
         if p.col == 0:
             continue
         x = geom.row_start_x + p.t0_s * span
-        base = geom.baselines[p.row]
-        seg = _to_fixed(np.array([[x, base - half], [x, base + half]]))
-        cv2.polylines(img, [seg], False, ink, 1, cv2.LINE_AA, _SHIFT)
+        y = geom.baselines[p.row] if kind == "tick" else float(pt["trace"][0][1])
+        seg = _to_fixed(np.array([[x, y - half], [x, y + half]]))
+        cv2.polylines(img, [seg], False, ink, width, cv2.LINE_AA, _SHIFT)
 
 
 def drawn_mask(truth: dict) -> np.ndarray:

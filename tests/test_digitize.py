@@ -172,7 +172,7 @@ def test_of_several_coverages_the_reading_with_the_most_consistent_limb_leads_is
     lead_i, lead_iii = np.sin(t), np.cos(3 * t)
 
     def fake_read(mask, lay, grid, pen, cover, fs, duration_s, paper, keep_apex=False, paths=None,
-                  path_cost=None, own_row=False):
+                  path_cost=None, own_row=False, marks=None, margin_px=1.0):
         signal = np.full((5000, 12), np.nan)
         if cover != "c":
             signal[:1250, LEAD_INDEX["I"]] = lead_i

@@ -113,6 +113,27 @@ def test_random_style_is_seeded_and_in_range():
 def test_unknown_style_choice_says_what_is_known():
     with pytest.raises(ValueError, match="known"):
         render_page(ecg_like(), 500, PaperConfig(dpi=DPI), style=StyleConfig(grid_colour="teal"))
+    with pytest.raises(ValueError, match="bar"):
+        render_page(ecg_like(), 500, PaperConfig(dpi=DPI), style=StyleConfig(separator="line"))
+
+
+def test_separator_bars_stand_tall_on_each_new_leads_first_sample():
+    def page(kind):
+        return render_page(ecg_like(), 500, PaperConfig(dpi=200), style=StyleConfig(separator=kind))
+
+    (bare, truth), (bars, _) = page("none"), page("bar")
+    ppm = truth["px_per_mm"]
+    changed = np.abs(bars.astype(int) - bare.astype(int)).max(axis=2) > 60
+    for p in truth["panels"]:
+        x, y = p["trace"][0]
+        y0, y1 = int(y - 8 * ppm), int(y + 8 * ppm)   # this row's band only
+        col = changed[y0:y1, int(round(x)) - 1:int(round(x)) + 2].any(axis=1)
+        if p["col"] == 0:
+            assert not col.any()                     # no bar where a row starts
+            continue
+        rows = y0 + np.flatnonzero(col)              # the bar: 7 mm tall about the first sample
+        assert abs(0.5 * (rows[0] + rows[-1]) - y) < 0.5 * ppm
+        assert 6.0 < (rows[-1] - rows[0]) / ppm < 8.0
 
 
 # --- photographs ----------------------------------------------------------------------------------
