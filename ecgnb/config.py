@@ -312,6 +312,12 @@ class RectifyConfig:
     smooth_rms_px: float = 2.0        # px RMS on the working copy under which a quadratic fit of the
                                       # field replaces it (a flat scan or copy)
     passes: int = 2                   # measurements of the field (each on the page flattened so far)
+    outline_check_periods: float = 2.0  # lattice spacings of displacement beyond which a page
+                                      # outline's flattening is checked against the whole frame's
+    outline_check_ratio: float = 0.5  # the frame's lattice replaces the outline's only where it
+                                      # needs under this share of its warping (a bogus outline's
+                                      # homography leaves the lattice to undo a skew) ...
+    outline_check_coverage: float = 0.8  # ... and is seen on this share of the outline's coverage
     fill_nodes: float = 6.0           # nodes, wider smoothing that fills where the grid is not seen
     out_dpi: int = 200                # px per inch of the flat page (the classical reader's home)
     max_out_mp: float = 16.0          # MP, largest flat page

@@ -450,10 +450,13 @@ def flatten(image: np.ndarray, cfg: RectifyConfig = RectifyConfig(),
     notes: list[str] = []
     corners = find_page(image, cfg)
     hom, (ww, wh), lat = _working_lattice(image, corners, cfg, pre)
-    if lat is None and corners is not None:
-        # The outline may be wrong (a lit part of the page): the frame may still show the grid.
+    if corners is not None and (lat is None or _bend(lat) > cfg.outline_check_periods):
+        # The outline may be wrong (a lit part of the page, a stain cutting a scan's corner):
+        # the frame may show the grid, or show it needing less warping to be regular.
         frame = _working_lattice(image, None, cfg, pre)
-        if frame[2] is not None:
+        if frame[2] is not None and (lat is None or (
+                _bend(frame[2]) < cfg.outline_check_ratio * _bend(lat)
+                and frame[2].coverage >= cfg.outline_check_coverage * lat.coverage)):
             corners, (hom, (ww, wh), lat) = None, frame
     out_ppm = cfg.out_dpi / 25.4
     if lat is None:
@@ -484,6 +487,12 @@ def flatten(image: np.ndarray, cfg: RectifyConfig = RectifyConfig(),
     flat = cv2.remap(image, full_x, full_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return FlatPage(image=flat, px_per_mm=out_ppm, corners=corners, map_x=map_x, map_y=map_y,
                     map_step=cfg.map_step_px, lattice=lat, confidence=conf, notes=notes)
+
+
+def _bend(lat: Lattice) -> float:
+    """How far the lattice's displacement field departs from a regular grid: the larger
+    range of ``dx`` and ``dy``, in lattice spacings (0 on a flat, square-on page)."""
+    return float(max(np.ptp(lat.dx) / lat.period_x, np.ptp(lat.dy) / lat.period_y))
 
 
 def _working_lattice(image: np.ndarray, corners: np.ndarray | None, cfg: RectifyConfig,
