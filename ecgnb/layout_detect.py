@@ -316,14 +316,28 @@ def axis_after_pulses(mask: np.ndarray, rows: list[RowInfo], grid: GridInfo, x_s
     a pulse width (0.2 s) late. That shows as no pulse found left of ``x_start`` but pulses one
     pulse width further right, on at least two rows, their right strokes within 1 mm. The trace
     starts after them: at the first ink past a row's pulse (``_trace_start``, on pages that
-    leave a gap) or else at the right stroke. The axis moves only when that lies more than
-    ``cfg.pulse_slide_mm`` right of ``x_start``. (Moving it whenever a trace start lay past the
-    pulses also moved it on ECG-Image-Kit pages, whose QRS beside the pulse looks like one.)
+    leave a gap) or else at the right stroke. Where it slid only part way, the pulses are found
+    but their right strokes (at least two rows, within 1 mm) reach past ``x_start``; the axis
+    then starts at those strokes. Either way it moves only by more than
+    ``cfg.pulse_slide_mm``. (Moving it whenever a trace start lay past the pulses also moved it
+    on ECG-Image-Kit pages, whose QRS beside the pulse looks like one.)
     """
     cfg = PreprocessConfig() if cfg is None else cfg
     ppx = grid.px_per_mm_x
-    if any(detect_calibration(mask, r, grid, x_start, cfg=cfg, paper=paper) for r in rows):
-        return x_start, x_end       # pulses left of t = 0: the axis did not slide onto them
+    cals = [detect_calibration(mask, r, grid, x_start, cfg=cfg, paper=paper) for r in rows]
+    if any(cals):
+        # Pulses left of t = 0, or reaching past it: the trace starts at their right strokes at
+        # the earliest, so an axis left of those slid part way onto them.
+        right = np.array([c["x1"] for c in cals if c is not None])
+        x0 = float(np.median(right)) - cfg.ink_lead_mm[0] * ppx
+        if right.size < 2 or np.ptp(right) > ppx or x0 - x_start <= cfg.pulse_slide_mm * ppx:
+            return x_start, x_end
+        # The search ends cal_search_mm[1] right of x_start and may have cut the strokes short.
+        wider = [detect_calibration(mask, r, grid, x0, cfg=cfg, paper=paper) for r in rows]
+        again = np.array([c["x1"] for c in wider if c is not None])
+        if again.size >= 2 and np.ptp(again) <= ppx:
+            x0 = max(x0, float(np.median(again)) - cfg.ink_lead_mm[0] * ppx)
+        return x0, x0 + (x_end - x_start)
     shifted = x_start + cfg.cal_pulse_s * paper.speed_mm_s * ppx
     cals = [detect_calibration(mask, r, grid, shifted, cfg=cfg, paper=paper) for r in rows]
     right = np.array([c["x1"] for c in cals if c is not None])

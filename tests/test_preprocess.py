@@ -346,3 +346,10 @@ def test_an_axis_that_slid_onto_the_pulses_is_moved_past_them(page):
     assert x0 == pytest.approx(140 - 0.22 * ppx, abs=1.5)             # at the right stroke
     assert x1 - x0 == pytest.approx(250 * ppx)
     assert ld.axis_after_pulses(mask, rows, grid, 139.0, 2100.0) == (139.0, 2100.0)  # kept
+    # Slid only part way: the pulses are found, but their right strokes reach 0.6 mm past t = 0.
+    start = 140 - 0.22 * ppx
+    early = start - 0.6 * ppx
+    x0, x1 = ld.axis_after_pulses(mask, rows, grid, early, early + 250 * ppx)
+    assert x0 == pytest.approx(start, abs=1.0) and x1 - x0 == pytest.approx(250 * ppx)
+    # Within pulse_slide_mm (0.5 mm) of the strokes the axis is left where it was.
+    assert ld.axis_after_pulses(mask, rows, grid, start - 2.0, 2100.0) == (start - 2.0, 2100.0)
