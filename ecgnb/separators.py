@@ -50,12 +50,13 @@ def find_bar(mask: np.ndarray, x: float, y: float, grid: GridInfo,
     """
     ppx, ppy = grid.px_per_mm_x, grid.px_per_mm_y
     reach = cfg.sep_search_mm * ppx
-    xa, xb = int(max(0, np.floor(x - reach)) - 1), int(min(mask.shape[1], np.ceil(x + reach) + 2))
+    xa = max(0, int(np.floor(x - reach)) - 1)
+    xb = int(min(mask.shape[1], np.ceil(x + reach) + 2))
     ya = int(max(0, y - cfg.sep_band_mm * ppy))
     yb = int(min(mask.shape[0], y + cfg.sep_band_mm * ppy + 1))
     if xb - xa < 3 or yb - ya < 3:
         return None
-    top, bottom = _longest_runs(mask[ya:yb, max(0, xa):xb])
+    top, bottom = _longest_runs(mask[ya:yb, xa:xb])
     height = bottom - top + 1
     tall = (top >= 0) & (height >= cfg.sep_min_mm * ppy)
     best = None
@@ -79,7 +80,7 @@ def find_bar(mask: np.ndarray, x: float, y: float, grid: GridInfo,
         flanks = [height[k] if top[k] >= 0 else 0 for k in (c - 1, e + 1) if 0 <= k < tall.size]
         alone = len(flanks) == 2 and max(flanks) < 0.5 * h
         if flat and narrow and alone:
-            left, right = float(max(0, xa) + c), float(max(0, xa) + e)
+            left, right = float(xa + c), float(xa + e)
             dist = abs(0.5 * (left + right) - x)
             if dist <= reach and (best is None or dist < best[0]):
                 best = (dist, left, right)
@@ -104,13 +105,13 @@ def find_bars(mask: np.ndarray, layout: LayoutInfo, grid: GridInfo,
 def edge_marks(layout: LayoutInfo, bars: dict[tuple[int, int], tuple[float, float]]
                ) -> dict[int, list[tuple[float, float]]]:
     """``{panel index: [(left, right), ...]}`` px ranges of non-trace marks at each panel's
-    edges: the separator ``bars`` (``find_bars``) at its inner edges and the calibration pulse's
-    right stroke where it reaches past a row's first panel's start."""
+    edges: the separator ``bars`` (``find_bars``) at a short panel's inner edges and the
+    calibration pulse's right stroke where it reaches past a row's first panel's (or rhythm
+    strip's) start."""
     marks: dict[int, list[tuple[float, float]]] = {}
     for i, box in enumerate(layout.panels):
-        if box.rhythm:
-            continue
-        found = [bars[k] for k in ((box.row, box.col), (box.row, box.col + 1)) if k in bars]
+        found = [] if box.rhythm else [bars[k] for k in ((box.row, box.col), (box.row, box.col + 1))
+                                       if k in bars]
         stroke = _pulse_stroke(layout, box)
         if stroke is not None:
             found.append(stroke)

@@ -91,3 +91,22 @@ def test_a_page_with_separator_bars_reads_without_spikes_at_the_panel_edges(bar_
     snr = metrics.record_metrics(ref, marked.signal, 500)["snr_db"].mean()
     assert snr >= metrics.record_metrics(ref, plain.signal, 500)["snr_db"].mean()
 
+
+
+def test_a_pulse_reaching_into_a_rows_first_panel_or_rhythm_strip_is_a_mark():
+    def box(col, rhythm=False, row=0):
+        return dg.pp.PanelBox(lead="II", row=row, col=col, rhythm=rhythm, t0_s=0.0, t1_s=2.5,
+                              x0=100.0 + 100 * col, x1=200.0 + 100 * col, y0=0.0, y1=50.0,
+                              baseline_y=25.0)
+    rows = [dg.pp.RowInfo(index=0, baseline_y=25.0, y0=0.0, y1=50.0, ink_x0=60.0, ink_x1=500.0,
+                          coverage=1.0, calibration={"x0": 62.0, "x1": 101.0}),
+            dg.pp.RowInfo(index=1, baseline_y=75.0, y0=50.0, y1=100.0, ink_x0=60.0, ink_x1=500.0,
+                          coverage=1.0, calibration={"x0": 55.0, "x1": 95.0})]
+    lay = dg.pp.LayoutInfo(name="3x4+1", rows=rows, x_start=100.0, x_end=500.0,
+                           panels=[box(0), box(1), box(0, rhythm=True, row=1)], confidence=1.0)
+    marks = separators.edge_marks(lay, {(0, 1): (198.0, 203.0)})
+    assert marks[0] == [(198.0, 203.0), (62.0, 101.0)]      # bar at its right edge, the pulse
+    assert marks[1] == [(198.0, 203.0)]
+    assert 2 not in marks            # the strip's pulse ends 5 px before it starts
+    rows[1].calibration = {"x0": 60.0, "x1": 100.5}
+    assert separators.edge_marks(lay, {})[2] == [(60.0, 100.5)]
