@@ -111,6 +111,11 @@ class PreprocessConfig:
                                       # points (a narrow QRS apex, whose rows hold both strokes
                                       # merged, has no row point); the trace-network reader sets
                                       # it, the classical reader of the committed study does not
+    split_strokes: bool = False       # a narrow QRS's rows, where its up- and downstroke's ink
+                                      # merge, give both strokes' crossings from the ink's edges,
+                                      # and each steep stroke's points are read in order
+                                      # (``digitize.stroke_points``, ``digitize.order_strokes``);
+                                      # the trace-network reader sets it, as keep_apex
     cal_pulse_s: float = 0.2          # s, calibration pulse width (5 mm at PaperConfig.speed_mm_s = 25 mm/s)
     cal_pulse_mv: float = 1.0         # mV, calibration pulse height (its mm give the print's mm/mV)
     cal_search_mm: tuple[float, float, float, float] = (15.0, 1.0, 14.0, 3.0)  # mm the pulse is searched

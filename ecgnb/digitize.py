@@ -34,6 +34,9 @@ TALL_PX = 1.0         # px a run must exceed the pen width by before its ends ma
 STEEP_PX = 3.0        # px a run must exceed the pen width by for its rows to be read across
 ROW_REACH_PX = 3      # px either side of a column searched for a stroke's ink along a row
 STROKE_MASS = 1.2     # a row's ink over this many single-stroke widths is two strokes merged
+INK_MIN = 0.02        # coverage below which a pixel along a stroke's row is blank
+SPLIT_MIN_PX = 0.5    # px, a merged row's two crossings closer than this are the apex's one
+ORDER_SLOPE = 1.0     # px/px, column points' slope past which a stretch is one steep stroke
 OFF_ROW_SHARE = 0.25  # a path with more of its columns than this past half-way to a neighbour
                       # row's 0 mV line follows that row, not its own (a tall QRS crosses for a few)
 
@@ -208,7 +211,7 @@ def column_points(runs: list[np.ndarray], choice: list[int | None], pen: float,
 
 
 def stroke_points(runs: list[np.ndarray], choice: list[int | None], pen: float,
-                  cover: np.ndarray) -> np.ndarray:
+                  cover: np.ndarray, split_merged: bool = False) -> np.ndarray:
     """Extra ``(n, 2)`` (x, y) px points on steep strokes, finer in time than one column.
 
     Where the trace crosses many pixel rows within one column (a QRS stroke), the column's
@@ -217,7 +220,9 @@ def stroke_points(runs: list[np.ndarray], choice: list[int | None], pen: float,
     Only runs longer than ``pen`` (px, binary flat-run length) + ``STEEP_PX`` are read, and only
     their rows at least half a pen inside the run's ends (nearer, the pen's round cap sets the
     ink). Along a row only ink connected to the column within ``ROW_REACH_PX`` counts.
-    ``cover`` ``(h, w)`` is ink coverage 0..1.
+    ``cover`` ``(h, w)`` is ink coverage 0..1. ``split_merged``: a row whose ink holds the up-
+    and downstroke of a narrow QRS merged gives both strokes' crossings (``merged_crossings``);
+    else it gives none.
     """
     h, w = cover.shape
     xs, ys = [], []
@@ -242,7 +247,7 @@ def stroke_points(runs: list[np.ndarray], choice: list[int | None], pen: float,
     for side in (range(c - 1, -1, -1), range(c + 1, 2 * c + 1)):
         alive = np.ones(len(x), bool)
         for k in side:
-            alive &= wgt[:, k] > 0.02
+            alive &= wgt[:, k] > INK_MIN
             wgt[:, k] *= alive
     mass = wgt.sum(axis=1)
     xc = (wgt * cc).sum(axis=1) / np.maximum(mass, 1e-6)
@@ -252,9 +257,75 @@ def stroke_points(runs: list[np.ndarray], choice: list[int | None], pen: float,
     single = np.median(mass[mass <= np.median(mass)])
     ok = (mass > 0.3) & (mass < STROKE_MASS * single)
     pts = np.stack([xc[ok], y[ok].astype(float)], axis=1)
+    if split_merged:
+        pts = np.vstack([pts, merged_crossings(wgt, cc, y, mass >= STROKE_MASS * single, single)])
     # One point per (row, centre): neighbouring columns reach the same row crossing.
     _, first = np.unique(np.round(pts * 4), axis=0, return_index=True)
     return pts[np.sort(first)]
+
+
+def merged_crossings(wgt: np.ndarray, cc: np.ndarray, y: np.ndarray, merged: np.ndarray,
+                     single: float) -> np.ndarray:
+    """``(n, 2)`` (x, y) px: both strokes' crossings of the ``merged`` rows of ``stroke_points``.
+
+    ``wgt`` ``(n, k)`` is each row's connected ink coverage over columns ``cc`` ``(n, k)`` px,
+    ``y`` ``(n,)`` the rows, ``single`` one stroke's ink across a row (px). The up- and
+    downstroke lie half a stroke's ink inside the joined ink's sub-pixel left and right edges
+    (an edge pixel is covered from inside by its share). Rows whose ink reaches the end of the
+    search, or whose two crossings lie within ``SPLIT_MIN_PX`` (the apex, which its column
+    point gives), give none.
+    """
+    inked = wgt > INK_MIN
+    rows = np.flatnonzero(merged & inked.any(axis=1) & ~inked[:, 0] & ~inked[:, -1])
+    if not rows.size:
+        return np.zeros((0, 2))
+    k = np.arange(wgt.shape[1])
+    first = np.where(inked[rows], k, k.size).min(axis=1)
+    last = np.where(inked[rows], k, -1).max(axis=1)
+    left = cc[rows, first] + 0.5 - wgt[rows, first] + single / 2
+    right = cc[rows, last] - 0.5 + wgt[rows, last] - single / 2
+    two = right - left > SPLIT_MIN_PX
+    yy = y[rows][two].astype(float)
+    return np.vstack([np.stack([left[two], yy], axis=1), np.stack([right[two], yy], axis=1)])
+
+
+def increasing_fit(values: np.ndarray) -> np.ndarray:
+    """The non-decreasing sequence nearest ``values`` ``(n,)`` in least squares (pool adjacent
+    violators: each run that decreases is replaced by its mean)."""
+    means, sizes = [], []
+    for v in values:
+        means.append(float(v))
+        sizes.append(1)
+        while len(means) > 1 and means[-2] > means[-1]:
+            n = sizes[-2] + sizes[-1]
+            means[-2:] = [(means[-2] * sizes[-2] + means[-1] * sizes[-1]) / n]
+            sizes[-2:] = [n]
+    return np.repeat(means, sizes)
+
+
+def order_strokes(points: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``points`` ``(n, 2)`` (x, y) px, sorted by x, with each steep stroke made monotone.
+
+    A steep stroke's row points lie within a pixel or two of one x, each placed to a tenth of a
+    pixel or so; sorted by that x they zig-zag up and down the stroke, and the signal read
+    between them (2.5 samples per column at 200 dpi) jumps with them. Within each run of
+    consecutive points where the column points ``cols`` ``(m, 2)`` rise or fall more steeply
+    than ``ORDER_SLOPE`` px/px, the points are taken in order of y along that direction and
+    their x made non-decreasing with the least change (``increasing_fit``): each keeps its own
+    level, and the stroke passes the levels in turn, as a trace does.
+    """
+    if len(cols) < 3 or len(points) < 3:
+        return points
+    slope = np.interp(points[:, 0], cols[:, 0], np.gradient(cols[:, 1], cols[:, 0]))
+    sign = np.where(slope > ORDER_SLOPE, 1, np.where(slope < -ORDER_SLOPE, -1, 0))
+    out = points.copy()
+    edges = np.flatnonzero(np.diff(np.r_[2, sign, 2]) != 0)
+    for a, b in zip(edges[:-1], edges[1:]):
+        if sign[a] != 0 and b - a >= 2:
+            along = np.argsort(sign[a] * points[a:b, 1], kind="stable")
+            stroke = points[a:b][along]
+            out[a:b] = np.stack([increasing_fit(stroke[:, 0]), stroke[:, 1]], axis=1)
+    return out[np.argsort(out[:, 0], kind="stable")]
 
 
 def panel_signal(points: np.ndarray, box: pp.PanelBox, grid: pp.GridInfo, fs: float,
@@ -321,20 +392,23 @@ def panel_path(mask: np.ndarray, box: pp.PanelBox, grid: pp.GridInfo,
 
 def extract_panel(mask: np.ndarray, box: pp.PanelBox, grid: pp.GridInfo, pen: float,
                   cover: np.ndarray | None = None, keep_apex: bool = False,
-                  path: tuple | None = None) -> np.ndarray:
+                  path: tuple | None = None, split_strokes: bool = False) -> np.ndarray:
     """Polyline ``(n, 2)`` (x, y) page px of the trace inside ``box`` of the upright ``mask``.
 
     ``cover`` (same shape as ``mask``, see ``ink_coverage``) makes the points sub-pixel;
     ``keep_apex``: peaks' and troughs' column points stay beside the strokes' row points
-    (``merge_points``); ``path``: this box's ``panel_path``, if already found.
+    (``merge_points``); ``path``: this box's ``panel_path``, if already found;
+    ``split_strokes``: rows of a narrow QRS give both strokes' crossings and each steep
+    stroke's points are put in order (``stroke_points``, ``order_strokes``).
     """
     (y0, y1, x0, x1), runs, choice = path or panel_path(mask, box, grid)
     sub = None if cover is None else cover[y0:y1, x0:x1]
     pts, extreme = column_points(runs, choice, pen, sub)
     if sub is not None and len(pts):
-        extra = stroke_points(runs, choice, pen, sub)
+        extra = stroke_points(runs, choice, pen, sub, split_merged=split_strokes)
         if len(extra):
-            pts = merge_points(pts, extra, keep=extreme if keep_apex else None)
+            merged = merge_points(pts, extra, keep=extreme if keep_apex else None)
+            pts = order_strokes(merged, pts) if split_strokes else merged
     return pts + np.array([x0, y0], dtype=float) if len(pts) else pts
 
 
@@ -422,14 +496,16 @@ def read_traces(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, cover: np.
                 fs: float, duration_s: float, paper: PaperConfig,
                 keep_apex: bool = False, paths: dict | None = None,
                 path_cost: np.ndarray | None = None, own_row: bool = False,
-                marks: dict | None = None, margin_px: float = 1.0) -> tuple[np.ndarray, dict]:
+                marks: dict | None = None, margin_px: float = 1.0,
+                split_strokes: bool = False) -> tuple[np.ndarray, dict]:
     """``(signal, traces)``: every panel of ``lay`` read from ``mask`` with pen coverage
     ``cover`` (0..1 per px); ``signal`` is ``(round(fs * duration_s), 12)`` mV, NaN where no
     panel shows a lead, ``traces`` the points found per panel index (``keep_apex``: see
     ``extract_panel``; ``paths``: a dict of each panel index's ``panel_path``, used where it
     holds one and filled where not, so that readings with other coverages reuse them;
     ``path_cost`` and ``own_row``: see ``panel_path``; ``marks``: ``{panel index: [(left,
-    right), ...]}`` px ranges whose points are dropped, see ``drop_ticks``)."""
+    right), ...]}`` px ranges whose points are dropped, see ``drop_ticks``; ``split_strokes``: see
+    ``extract_panel``)."""
     n = int(round(fs * duration_s))
     signal = np.full((n, len(LEAD_NAMES)), np.nan)
     traces = {}
@@ -440,8 +516,8 @@ def read_traces(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, cover: np.
         box = lay.panels[i]
         if i not in paths:
             paths[i] = panel_path(mask, box, grid, path_cost, own_row)
-        pts = drop_ticks(extract_panel(mask, box, grid, pen, cover, keep_apex, paths[i]), box, lay,
-                         (marks or {}).get(i, ()), margin_px)
+        pts = extract_panel(mask, box, grid, pen, cover, keep_apex, paths[i], split_strokes)
+        pts = drop_ticks(pts, box, lay, (marks or {}).get(i, ()), margin_px)
         traces[i] = pts
         idx, mv = panel_signal(pts, box, grid, fs, paper)
         keep = idx < n
@@ -456,7 +532,8 @@ def read_traces_choosing(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, c
                          fs: float, duration_s: float, paper: PaperConfig,
                          keep_apex: bool = False, path_cost: np.ndarray | None = None,
                          own_row: bool = False, marks: dict | None = None,
-                         margin_px: float = 1.0) -> tuple[np.ndarray, dict, dict]:
+                         margin_px: float = 1.0,
+                         split_strokes: bool = False) -> tuple[np.ndarray, dict, dict]:
     """``read_traces`` with one coverage array, or with each of a ``{name: coverage}`` dict,
     keeping the reading whose limb leads obey Einthoven's law best (``orient.lead_consistency``;
     the first on a tie or where no relation can be judged). Different estimates of the pen's
@@ -466,13 +543,14 @@ def read_traces_choosing(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, c
     if not isinstance(covers, dict):
         return (*read_traces(mask, lay, grid, pen, covers, fs, duration_s, paper, keep_apex,
                              path_cost=path_cost, own_row=own_row, marks=marks,
-                             margin_px=margin_px), {})
+                             margin_px=margin_px, split_strokes=split_strokes), {})
     best, scores = None, {}
     paths: dict = {}      # the trace's path through the mask's runs: the same for every coverage
     for name, cover in covers.items():
         signal, traces = read_traces(mask, lay, grid, pen, cover, fs, duration_s, paper, keep_apex,
                                      paths=paths, path_cost=path_cost, own_row=own_row,
-                                     marks=marks, margin_px=margin_px)
+                                     marks=marks, margin_px=margin_px,
+                                     split_strokes=split_strokes)
         score = lead_consistency(signal, fs)
         scores[name] = None if score is None else round(score, 4)
         value = -np.inf if score is None else score
@@ -515,7 +593,7 @@ def digitize_straightened(upright: np.ndarray, skew: float, dark: np.ndarray,
     marks = edge_marks(lay, find_bars(readout, lay, grid, cfg)) if cfg.edge_marks else None
     signal, traces, extra = read_traces_choosing(readout, lay, grid, pen, covers, fs, duration_s,
                                                  paper, cfg.keep_apex, cost, cfg.own_row,
-                                                 marks, cfg.sep_margin_px)
+                                                 marks, cfg.sep_margin_px, cfg.split_strokes)
     return Reading(signal=signal, fs=float(fs), lead_names=LEAD_NAMES, method=ClassicalDigitizer.name,
                    skew_deg=skew, grid=grid, layout=lay, upright=upright, traces=traces, extra=extra)
 

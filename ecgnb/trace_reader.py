@@ -77,9 +77,12 @@ def with_reader_settings(options: ReadOptions) -> ReadOptions:
     next row's trace, aligned dB 4.01 without, 4.26 with; reference val pages unchanged), and
     the trace points over separator bars and the pulse's stroke at panel edges are dropped
     (``PreprocessConfig.edge_marks``, ``ecgnb.separators``; reference val pages, aligned /
-    unaligned dB: 16.37 / 15.32 without, 16.39 / 15.36 with)."""
+    unaligned dB: 16.37 / 15.32 without, 16.39 / 15.36 with), and a narrow QRS's merged rows
+    give both strokes' crossings, each steep stroke read in order
+    (``PreprocessConfig.split_strokes``; reference val pages, aligned / unaligned dB:
+    16.39 / 15.36 without, 17.13 / 15.85 with)."""
     pre = dataclasses.replace(options.preprocess, keep_apex=True, pulse_consensus=True, own_row=True,
-                              edge_marks=True)
+                              edge_marks=True, split_strokes=True)
     return dataclasses.replace(options, preprocess=pre)
 
 

@@ -172,7 +172,7 @@ def test_of_several_coverages_the_reading_with_the_most_consistent_limb_leads_is
     lead_i, lead_iii = np.sin(t), np.cos(3 * t)
 
     def fake_read(mask, lay, grid, pen, cover, fs, duration_s, paper, keep_apex=False, paths=None,
-                  path_cost=None, own_row=False, marks=None, margin_px=1.0):
+                  path_cost=None, own_row=False, marks=None, margin_px=1.0, split_strokes=False):
         signal = np.full((5000, 12), np.nan)
         if cover != "c":
             signal[:1250, LEAD_INDEX["I"]] = lead_i
@@ -227,3 +227,63 @@ def test_a_narrow_apex_keeps_its_column_point_only_when_asked():
     assert kept[:, 1].min() == pytest.approx(10.0, abs=0.2)   # the run's top edge, half a pen in
     assert dropped[:, 1].min() == 20.0 and len(kept) == len(dropped) + 1
     assert np.all(np.diff(kept[:, 0]) >= 0)
+
+
+def _spike(feet_px: float = 6.0) -> np.ndarray:
+    """Coverage ``(100, 34)`` 0..1 of an anti-aliased one-px pen drawing a narrow QRS spike, its
+    apex at (12.3, 10) px and its feet at y = 90, ``feet_px`` apart, then a broader stroke
+    rising from (20, 90) to (26, 10), whose rows hold one stroke each."""
+    line = np.array([[0.0, 90.0], [12.3 - feet_px / 2, 90.0], [12.3, 10.0],
+                     [12.3 + feet_px / 2, 90.0], [20.0, 90.0], [26.0, 10.0], [33.0, 10.0]])
+    img = np.zeros((100, 34), np.uint8)
+    cv2.polylines(img, [np.round(line * 256).astype(np.int32)], False, 255, 1, cv2.LINE_AA, 8)
+    return img.astype(np.float32) / 255
+
+
+def test_a_narrow_spikes_merged_rows_give_both_strokes_crossings():
+    # Near the apex the up- and downstroke's ink join in one row; their common centre is
+    # neither's, so those rows gave no point. Split, each stroke lies half its ink inside the
+    # joined ink's edges.
+    cover = _spike()
+    runs = dg.column_runs(cover > 0.45)
+    choice = dg.follow_trace(runs, 90.0, 8.0)
+    plain = dg.stroke_points(runs, choice, pen=2.0, cover=cover)
+    split = dg.stroke_points(runs, choice, pen=2.0, cover=cover, split_merged=True)
+    before = set(map(tuple, plain))
+    assert before <= set(map(tuple, split))                  # the single strokes' rows as before
+    added = np.array([p for p in map(tuple, split) if p not in before])
+    assert len(added) >= 30 and added[:, 0].max() < 16 and added[:, 1].max() < 60
+    half = (added[:, 1] - 10) * 3 / 80                      # px, each stroke from the apex's x
+    miss = np.minimum(abs(added[:, 0] - (12.3 - half)), abs(added[:, 0] - (12.3 + half)))
+    assert miss.max() < 0.35 and miss.mean() < 0.5 * half.mean()   # the joint centre: half
+
+
+def test_increasing_fit_pools_the_runs_that_decrease():
+    np.testing.assert_allclose(dg.increasing_fit(np.array([1.0, 3.0, 2.0, 4.0, 0.0, 6.0])),
+                               [1.0, 2.25, 2.25, 2.25, 2.25, 6.0])
+    rng = np.random.default_rng(0)
+    values = np.cumsum(rng.normal(0.2, 1.0, 50))
+    fit = dg.increasing_fit(values)
+    assert np.all(np.diff(fit) >= -1e-12) and fit.sum() == pytest.approx(values.sum())
+    np.testing.assert_array_equal(dg.increasing_fit(np.sort(values)), np.sort(values))
+
+
+def test_order_strokes_makes_a_steep_stroke_monotone_and_leaves_flat_stretches():
+    # A stroke falling 20 px per px (y grows down the page) between two flat stretches; its row
+    # points' x jitter by +-0.15 px, so sorted by x their y zig-zag.
+    rng = np.random.default_rng(1)
+    cols = np.array([[x, 50.0 if x <= 10 else (10.0 if x >= 13 else 50.0 - 20 * (x - 11))]
+                     for x in range(25)], dtype=float)
+    ys = np.arange(12.0, 49.0)
+    stroke = np.stack([11 + (50 - ys) / 20 + rng.uniform(-0.15, 0.15, ys.size), ys], axis=1)
+    flat = cols[(cols[:, 0] <= 10) | (cols[:, 0] >= 14)]
+    pts = np.vstack([flat, stroke])
+    pts = pts[np.argsort(pts[:, 0], kind="stable")]
+    assert np.any(np.diff(pts[(pts[:, 0] > 10.5) & (pts[:, 0] < 13.5), 1]) > 0)   # zig-zags
+    out = dg.order_strokes(pts, cols)
+    on = (out[:, 0] > 10.5) & (out[:, 0] < 13.5)
+    assert np.all(np.diff(out[on, 1]) < 0) and np.all(np.diff(out[:, 0]) >= 0)
+    np.testing.assert_array_equal(np.sort(out[:, 1]), np.sort(pts[:, 1]))   # every level kept
+    truth_x = 11 + (50 - out[on, 1]) / 20
+    assert np.abs(out[on, 0] - truth_x).max() < 0.2
+    np.testing.assert_array_equal(out[~on], pts[~on])
