@@ -54,14 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     for coverage in COVERAGES:
         frame, kept[coverage] = score(coverage, pages, paths.data_dir(args.profile))
         frames.append(frame)
-    per_page = pd.concat(frames, ignore_index=True)
-    per_page["severity"] = per_page["severity"].map("{:.2f}".format)
-    every = per_page.assign(severity="all")
-    summary = (pd.concat([every, per_page]).groupby(["coverage", "severity"])[["snr_db", "snr_db_unaligned"]]
-               .agg(["mean", "size"]))
-    summary = pd.DataFrame({"snr_db": summary[("snr_db", "mean")],
-                            "snr_db_unaligned": summary[("snr_db_unaligned", "mean")],
-                            "pages": summary[("snr_db", "size")]})
+    summary = report.severity_means(pd.concat(frames, ignore_index=True), "coverage")
     counts = pd.Series(kept["choose"]).value_counts()
     summary["kept_darkness"] = [int(counts.get("darkness", 0)) if (c, s) == ("choose", "all") else None
                                 for c, s in summary.index]

@@ -412,6 +412,11 @@ class TraceReadConfig:
                                       # 0 mV line, kept with the trace's blob, carried the path past
                                       # deep S waves on printed photos. Reference val pages, aligned
                                       # / unaligned dB: 16.15 / 14.13 without, 16.19 / 14.17 with
+    split_strokes: str = "grey"       # where steep QRS strokes are read finer
+                                      # (PreprocessConfig.split_strokes): "grey" on pages with grey
+                                      # levels (not on a black-and-white-only page, whose ink edges
+                                      # give no sub-pixel position), "always" or "never". See
+                                      # reports/benchmarks/split_strokes_val*.md
 
 
 # Named sizes of the trace network's training: "quick" proves the chain in seconds (tests, CI);

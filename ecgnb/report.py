@@ -27,6 +27,18 @@ def to_markdown(table: pd.DataFrame, digits: int = 2) -> str:
     return "\n".join([head, rule, *rows]) + "\n"
 
 
+def severity_means(per_page: pd.DataFrame, setting: str) -> pd.DataFrame:
+    """Mean aligned / unaligned SNR (dB) and page count per ``(setting, severity)`` of a per-page
+    table (columns ``setting``, ``severity``, ``snr_db``, ``snr_db_unaligned``), with a severity
+    ``all`` over every page; severities print as ``0.50``."""
+    frame = per_page.assign(severity=per_page["severity"].map("{:.2f}".format))
+    both = pd.concat([frame.assign(severity="all"), frame])
+    stats = both.groupby([setting, "severity"])[["snr_db", "snr_db_unaligned"]].agg(["mean", "size"])
+    return pd.DataFrame({"snr_db": stats[("snr_db", "mean")],
+                         "snr_db_unaligned": stats[("snr_db_unaligned", "mean")],
+                         "pages": stats[("snr_db", "size")]})
+
+
 def _has_named_index(table: pd.DataFrame) -> bool:
     return any(name is not None for name in table.index.names)
 

@@ -65,7 +65,17 @@ def bridged(mask: np.ndarray, gap_px: int) -> np.ndarray:
     return closed[gap_px:-gap_px].astype(bool)
 
 
-def with_reader_settings(options: ReadOptions) -> ReadOptions:
+GREY_SHARE = 0.01   # a page with fewer of its pixels between black and white than this is binary
+
+
+def is_binary(image: np.ndarray) -> bool:
+    """Whether the RGB page ``(H, W, 3)`` uint8 is black and white only (a thresholded scan or
+    copy): under ``GREY_SHARE`` of its pixels' darkest channel lies strictly between 8 and 247."""
+    grey = image.min(axis=2)
+    return bool(np.mean((grey > 8) & (grey < 247)) < GREY_SHARE)
+
+
+def with_reader_settings(options: ReadOptions, split_strokes: bool = True) -> ReadOptions:
     """``options`` with this reader's settings of the shared front end (the classical reader,
     whose figures the committed study reports, reads as before): a narrow QRS apex keeps its
     column point (``PreprocessConfig.keep_apex``; reference val pages, aligned / unaligned dB:
@@ -79,15 +89,17 @@ def with_reader_settings(options: ReadOptions) -> ReadOptions:
     (``PreprocessConfig.edge_marks``, ``ecgnb.separators``; reference val pages, aligned /
     unaligned dB: 16.37 / 15.32 without, 16.39 / 15.36 with), and a narrow QRS's merged rows
     give both strokes' crossings, each steep stroke read in order
-    (``PreprocessConfig.split_strokes``; reference val pages, aligned / unaligned dB:
-    16.39 / 15.36 without, 17.13 / 15.85 with)."""
+    (``PreprocessConfig.split_strokes``, where ``split_strokes``; the reader sets it but on a
+    black-and-white page, ``is_binary``, whose ink edges carry no sub-pixel position to order a
+    stroke's rows by: see ``reports/benchmarks/split_strokes_val.md``)."""
     pre = dataclasses.replace(options.preprocess, keep_apex=True, pulse_consensus=True, own_row=True,
-                              edge_marks=True, split_strokes=True)
+                              edge_marks=True, split_strokes=split_strokes)
     return dataclasses.replace(options, preprocess=pre)
 
 
 GEOMETRIES = ("auto", "straighten", "flatten")
 COVERAGES = ("choose", "network", "darkness")   # TraceReadConfig.coverage
+SPLITS = ("grey", "always", "never")             # TraceReadConfig.split_strokes
 
 
 class TraceNetDigitizer(RectifiedDigitizer):
@@ -103,6 +115,8 @@ class TraceNetDigitizer(RectifiedDigitizer):
         self.ink = TraceReadConfig() if ink is None else ink
         if self.ink.coverage not in COVERAGES:
             raise ValueError(f"unknown coverage {self.ink.coverage!r}; known: {', '.join(COVERAGES)}")
+        if self.ink.split_strokes not in SPLITS:
+            raise ValueError(f"unknown split_strokes {self.ink.split_strokes!r}; known: {', '.join(SPLITS)}")
         super().__init__(rectify)
         model, self.net_cfg = load_trace_net(checkpoint)
         self.model = inference_copy(model)
@@ -179,7 +193,9 @@ class TraceNetDigitizer(RectifiedDigitizer):
     def read(self, image: np.ndarray, options: ReadOptions = ReadOptions()) -> Reading:
         """Digitize one RGB page ``(H, W, 3)`` uint8: ``(round(fs * duration_s), 12)`` mV."""
         check_rgb(image)
-        options = with_reader_settings(options)
+        split = self.ink.split_strokes == "always" or (self.ink.split_strokes == "grey"
+                                                      and not is_binary(image))
+        options = with_reader_settings(options, split_strokes=split)
         tried, self._seen = None, []
         try:
             if self.geometry == "auto":

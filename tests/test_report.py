@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import pandas as pd
 
 from ecgnb import report
@@ -109,3 +110,12 @@ def test_the_trace_model_table_says_when_its_front_has_changed_since(tmp_path):
                                           "photos-dev,trace_net,3.254\n")
     text = front_mismatch(tmp_path)
     assert "eik-dev 10.75 here, 11.16 now" in text and "photos-dev" not in text
+
+
+def test_severity_means_averages_per_setting_and_severity_and_over_all_pages():
+    per_page = pd.DataFrame({"setting": ["a", "a", "a", "b"], "severity": [0.0, 0.5, 0.5, 0.0],
+                             "snr_db": [10.0, 4.0, 6.0, 1.0], "snr_db_unaligned": [8.0, 2.0, 2.0, 0.0]})
+    out = report.severity_means(per_page, "setting")
+    assert out.loc[("a", "all"), "snr_db"] == pytest.approx(20 / 3)
+    assert out.loc[("a", "0.50"), ["snr_db", "snr_db_unaligned", "pages"]].tolist() == [5.0, 2.0, 2]
+    assert out.loc[("b", "all"), "pages"] == 1 and ("b", "0.50") not in out.index

@@ -233,6 +233,8 @@ def test_the_reader_checks_its_geometry_setting():
         TraceNetDigitizer(geometry="curved")
     with pytest.raises(ValueError, match="unknown coverage 'ink'"):
         TraceNetDigitizer(ink=TraceReadConfig(coverage="ink"))
+    with pytest.raises(ValueError, match="unknown split_strokes 'on'"):
+        TraceNetDigitizer(ink=TraceReadConfig(split_strokes="on"))
 
 
 def test_voted_ink_keeps_whole_blobs_the_network_marks_in_part():
@@ -299,6 +301,19 @@ def test_the_trace_reader_reads_with_its_own_front_end_settings():
     assert (set_.layout, set_.fs) == ("6x2", 250.0)
     assert not (options.preprocess.keep_apex or options.preprocess.pulse_consensus
                 or options.preprocess.own_row)
+    assert set_.preprocess.split_strokes and not with_reader_settings(options, False).preprocess.split_strokes
+
+
+def test_a_page_is_binary_only_when_almost_no_pixel_is_grey():
+    from ecgnb.trace_reader import is_binary
+
+    page = np.full((100, 100, 3), 255, np.uint8)
+    page[40:43] = 0
+    assert is_binary(page)
+    page[0, :50] = (250, 120, 120)       # a pink grid line's pixels: grey in their darkest channel
+    assert is_binary(page)               # 0.5 % of the page
+    page[1:3, :] = 128
+    assert not is_binary(page)
 
 
 @pytest.mark.skipif(not DEFAULT_CHECKPOINT.exists(), reason=f"{DEFAULT_CHECKPOINT} not committed")
