@@ -370,6 +370,11 @@ class TraceNetConfig:
     fade_range: tuple[float, float] = (0.25, 0.7)  # how far such a trace is blended towards the paper
     band_p: float = 0.0               # share of patches crossed by a soft dark band (a crease, a
                                       # wrinkle's shade: ``trace_train.dark_band``), which is not trace
+    photo_pages: int = 0              # train pages that also get a photographed twin
+                                      # (``trace_train.photo_look``: the print as a phone photo
+                                      # shows it, mapped back onto the page's pixels)
+    init_from: str = ""               # checkpoint whose weights a fresh run starts from ("":
+                                      # random), relative to the repository root
     scale_range: tuple[float, float] = (0.8, 1.25)  # patch rescaling: pages not exactly 200 dpi
     val_pages: int = 12               # val pages the fixed validation patches come from
     val_patches: int = 96             # fixed validation patches (scored every ``val_every`` steps)
@@ -425,6 +430,9 @@ TRACE_NET_PRESETS: dict[str, TraceNetConfig] = {
     "quick": TraceNetConfig(widths=(4, 8, 8, 16, 16), patch_px=96, batch_size=4, steps=6,
                             time_budget_s=120.0, val_pages=2, val_patches=4, val_every=3),
     "reference": TraceNetConfig(),
+    # The reference network fine-tuned with photographed twins of 100 train pages.
+    "photo": TraceNetConfig(photo_pages=100, init_from="models/trace_net_reference.pt", steps=900,
+                            lr=1e-3, time_budget_s=1800.0),
 }
 
 

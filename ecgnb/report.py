@@ -95,6 +95,7 @@ def results_section(profile: str, report_dir: Path) -> str:
             raise FileNotFoundError(f"{md} not found: run `make study PROFILE={profile}` first")
         parts += [f"**{title}** (`reports/{profile}/{stem}.md`). {note}".rstrip(), "", md.read_text()]
     parts += [external_table(Path(report_dir).parent), trace_net_table(Path(report_dir).parent),
+              trace_checkpoints_table(Path(report_dir).parent),
               trace_model_table(Path(report_dir).parent),
               photos_table(Path(report_dir).parent),
               run_time_table(Path(report_dir).parent),
@@ -157,6 +158,18 @@ def trace_net_table(reports_root: Path) -> str:
         "made by `python benchmarks/bench_external.py --methods trace_net --split reference "
         "--name trace_net` with the committed `models/trace_net.pt`; per page: "
         "`trace_net_per_page.md`). Compare each row with the same set's rows above."))
+
+
+def trace_checkpoints_table(reports_root: Path) -> str:
+    """The trace network before and after its fine-tuning on photographed pages
+    (``benchmarks/trace_checkpoints.md``, written by ``bench_trace_checkpoints.py``)."""
+    return benchmark_table(reports_root, "trace_checkpoints", (
+        "**The trace network before and after its fine-tuning on photographed twins of train "
+        "pages** (`reports/benchmarks/trace_checkpoints.md`, made by `python benchmarks/"
+        "bench_trace_checkpoints.py`): the same reader with `models/trace_net_reference.pt` "
+        "(trained from scratch) and `models/trace_net.pt` (that network fine-tuned, "
+        "`train_trace_net.py --preset photo`), on the reference val split, the simulated "
+        "photos, photocopies and prints, eik-dev and photos-dev (a refused page scores 0 dB)."))
 
 
 def front_mismatch(reports_root: Path, digits: int = 2) -> str:

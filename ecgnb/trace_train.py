@@ -4,7 +4,10 @@ Patches of ``TraceNetConfig.patch_px`` are cut from the train split's pages (mos
 trace ink), rescaled a little (pages are not always exactly 200 dpi) and given a random look
 (``random_look``): any grid hue, grey or black-and-white copies, contrast, shading, blur, noise
 and JPEG, for some a trace printed lighter than its grid (``fade_trace``) or a crease's soft
-dark band (``dark_band``), on top of the severity artefacts the pages already carry. The
+dark band (``dark_band``), on top of the severity artefacts the pages already carry. Some
+train pages may also get a photographed twin (``photo_look``, ``TraceNetConfig.photo_pages``):
+the print as a phone photo shows it, mapped back onto the page's own pixels, so the same target
+fits it. A run may start from another network's weights (``TraceNetConfig.init_from``). The
 target is the pen's coverage of each pixel (``trace_net.trace_coverage``; its 0/1 footprint where
 ``TraceNetConfig.soft_target`` is off). Loss: class-weighted BCE plus soft Dice.
 
@@ -30,6 +33,7 @@ from .dataset import load_index
 from .errors import MissingInputError
 from .trace_net import make_model, to_input, trace_coverage, trace_target
 from .augment import _hue_rotation
+from .photo import PRESETS, photograph, to_photo
 from .train import save_atomic, write_log
 
 LOG_COLUMNS = ("step", "seconds", "lr", "train_loss", "val_loss", "val_f1", "val_precision",
@@ -58,10 +62,34 @@ def train_page(name: str, image: np.ndarray, truth: dict, soft: bool = True) -> 
     return TrainPage(name, image, target, np.flatnonzero(target >= 128))
 
 
+MAP_STEP_PX = 4    # page px between the nodes of the photo-to-page map (then bilinear)
+
+
+def photo_look(image: np.ndarray, truth: dict, rng: np.random.Generator) -> np.ndarray:
+    """The rendered page ``(H, W, 3)`` uint8 RGB as a phone photo of its print shows it
+    (``ecgnb.photo.photograph``, phone preset: scale, perspective, bending, light, shadows, blur,
+    noise, JPEG), resampled back onto the page's own pixels through the photo's exact map, so
+    that the page's trace target still fits it. Parts of the page the photo does not show take
+    their nearest shown pixel."""
+    photo, moved = photograph(image, truth, PRESETS["phone"], rng)
+    h, w = image.shape[:2]
+    s = MAP_STEP_PX
+    gx, gy = np.meshgrid(np.arange(0, w + s, s, dtype=np.float64), np.arange(0, h + s, s, dtype=np.float64))
+    nodes = to_photo(np.stack([gx.ravel(), gy.ravel()], axis=1), moved).reshape(gx.shape + (2,))
+    fx = np.broadcast_to(np.arange(w, dtype=np.float32)[None, :] / s, (h, w))
+    fy = np.broadcast_to(np.arange(h, dtype=np.float32)[:, None] / s, (h, w))
+    fx, fy = np.ascontiguousarray(fx), np.ascontiguousarray(fy)
+    maps = [cv2.remap(nodes[..., k].astype(np.float32), fx, fy, cv2.INTER_LINEAR,
+                      borderMode=cv2.BORDER_REPLICATE) for k in (0, 1)]
+    return cv2.remap(photo, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
 def load_pages(profile: str, split: str, limit: int | None = None, data_dir: Path | None = None,
-               progress: bool = False, soft: bool = True) -> list[TrainPage]:
+               progress: bool = False, soft: bool = True, photos: int = 0,
+               seed: int = 0) -> list[TrainPage]:
     """The ``split`` pages of a built dataset with their trace targets (``limit`` of them,
-    spread evenly over the index; ``soft``: see ``train_page``)."""
+    spread evenly over the index; ``soft``: see ``train_page``), plus a photographed twin
+    (``photo_look``, seeded by ``seed``) of ``photos`` clean pages spread evenly over them."""
     root = Path(data_dir or paths.data_dir(profile))
     index = load_index(profile, root)
     rows = index[index["split"] == split]
@@ -77,7 +105,25 @@ def load_pages(profile: str, split: str, limit: int | None = None, data_dir: Pat
         pages.append(train_page(row.page, image, truth, soft))
         if progress and (k % 50 == 0 or k == len(rows)):
             print(f"  loaded {k}/{len(rows)} {split} pages", flush=True)
-    return pages
+    return pages + _photo_twins(root, rows, photos, seed, soft, progress)
+
+
+def _photo_twins(root: Path, rows, n: int, seed: int, soft: bool, progress: bool) -> list[TrainPage]:
+    """``n`` photographed twins (``photo_look``) of clean pages of ``rows``, spread evenly."""
+    clean = rows[rows["severity"] == 0] if "severity" in rows else rows
+    if n <= 0 or clean.empty:
+        return []
+    picks = clean.iloc[np.linspace(0, len(clean) - 1, n).round().astype(int) % len(clean)]
+    rng = np.random.default_rng(seed)
+    out = []
+    for k, row in enumerate(picks.itertuples(), 1):
+        rel = Path(row.path)
+        image = io.read_image(root / rel.parent / f"{rel.name}.png")
+        truth = io.read_json(root / rel.parent / f"{rel.name}.json")
+        out.append(train_page(f"{row.page}-photo{k}", photo_look(image, truth, rng), truth, soft))
+        if progress and (k % 20 == 0 or k == n):
+            print(f"  photographed {k}/{n} pages", flush=True)
+    return out
 
 
 def _hue_rotate(img: np.ndarray, angle: float) -> np.ndarray:
@@ -278,6 +324,11 @@ def train_trace_net(train: list[TrainPage], val: list[TrainPage], cfg: TraceNetC
     sampler = PatchSampler(train, cfg, cfg.seed)
     val_x, val_y = PatchSampler(val, cfg, cfg.seed + 1, look=True).batch(cfg.val_patches)
     step, rows, best_f1, spent = 0, [], -1.0, 0.0
+    if cfg.init_from and not (resume and last.exists()):
+        start_from = Path(cfg.init_from)
+        start_from = start_from if start_from.is_absolute() else paths.ROOT / start_from
+        model.load_state_dict(torch.load(start_from, map_location="cpu", weights_only=True)["model"])
+        log(f"starting from the weights of {cfg.init_from}")
     if resume and last.exists():
         ck = torch.load(last, map_location="cpu", weights_only=False)
         if _settings(ck["config"]) != _settings(cfg.to_dict()):

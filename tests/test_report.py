@@ -78,23 +78,19 @@ def test_photos_table_only_when_the_benchmark_ran(tmp_path):
     assert "| photo | 0.27 |" in photos_table(tmp_path)
 
 
-def test_trace_net_table_only_when_its_benchmark_ran(tmp_path):
-    from ecgnb.report import trace_net_table
-    assert trace_net_table(tmp_path) == ""
+@pytest.mark.parametrize("table, stem, command, row", [
+    ("trace_net_table", "trace_net", "--name trace_net", "| eik-dev | trace_net |"),
+    ("trace_checkpoints_table", "trace_checkpoints", "bench_trace_checkpoints.py",
+     "| photos-dev | models/trace_net.pt |"),
+    ("trace_model_table", "trace_model", "bench_trace_model.py", "| eik-dev | trace_multimodal |"),
+])
+def test_a_benchmarks_table_only_when_it_ran_with_its_command(tmp_path, table, stem, command, row):
+    make = getattr(report, table)
+    assert make(tmp_path) == ""
     (tmp_path / "benchmarks").mkdir()
-    (tmp_path / "benchmarks" / "trace_net.md").write_text("| set | method |\n|---|---|\n| eik-dev | trace_net |\n")
-    text = trace_net_table(tmp_path)
-    assert "--name trace_net" in text and "| eik-dev | trace_net |" in text
-
-
-def test_trace_model_table_only_when_its_benchmark_ran(tmp_path):
-    from ecgnb.report import trace_model_table
-    assert trace_model_table(tmp_path) == ""
-    (tmp_path / "benchmarks").mkdir()
-    (tmp_path / "benchmarks" / "trace_model.md").write_text(
-        "| set | method |\n|---|---|\n| eik-dev | trace_multimodal |\n")
-    text = trace_model_table(tmp_path)
-    assert "bench_trace_model.py" in text and "| eik-dev | trace_multimodal |" in text
+    (tmp_path / "benchmarks" / f"{stem}.md").write_text(f"| set | method |\n|---|---|\n{row}\n")
+    text = make(tmp_path)
+    assert command in text and row in text
 
 
 def test_the_trace_model_table_says_when_its_front_has_changed_since(tmp_path):

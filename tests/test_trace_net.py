@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -15,7 +16,8 @@ from ecgnb.config import PaperConfig, TraceNetConfig, TraceReadConfig
 from ecgnb.trace_net import (DEFAULT_CHECKPOINT, TraceUNet, _spans, coverage_from_probability, inference_copy,
                              load_trace_net, preset, trace_coverage, trace_polylines,
                              trace_probability, trace_target)
-from ecgnb.trace_train import PatchSampler, _hue_rotate, dark_band, fade_trace, random_look, score, train_page, train_trace_net
+from ecgnb.trace_train import (PatchSampler, _hue_rotate, dark_band, fade_trace, photo_look, random_look, score,
+                               train_page, train_trace_net)
 
 
 @pytest.fixture(scope="module")
@@ -179,6 +181,35 @@ def test_patches_are_centred_on_the_trace_they_mark(rendered):
             assert grey[t >= 0.5].mean() < grey[t == 0].mean() - 40
             # Soft: partly covered edge pixels; footprint: 0 or 1 only.
             assert ((t > 0.05) & (t < 0.95)).any() == soft
+
+
+def test_a_photographed_twin_keeps_its_trace_on_the_pages_target(rendered):
+    image, truth = rendered
+    twin = photo_look(image, truth, np.random.default_rng(5))
+    assert twin.shape == image.shape and twin.dtype == np.uint8
+    assert np.abs(twin.astype(int) - image).mean() > 5               # a photo, not a copy
+    cover = trace_coverage(truth, image.shape[:2])
+    grey = twin.astype(np.float32).mean(axis=2)
+    paper = np.median(grey)
+    # The photo's ink lands on the page's own target: dark on it, paper-like a pen away.
+    near = cv2.dilate((cover > 0).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    on, off = np.median(grey[cover >= 200]), np.median(grey[~near])
+    assert on < off - 0.3 * paper
+    assert off > 0.8 * paper
+
+
+def test_a_run_starts_from_the_weights_it_names(rendered, tmp_path):
+    image, truth = rendered
+    pages = [train_page("p", image, truth)]
+    cfg = dataclasses.replace(preset("quick"), val_every=100, threads=1)
+    train_trace_net(pages, pages, cfg, tmp_path / "first", log=lambda s: None)
+    frozen = dataclasses.replace(cfg, init_from=str(tmp_path / "first" / "last.pt"), lr=0.0, seed=7)
+    train_trace_net(pages, pages, frozen, tmp_path / "second", log=lambda s: None)
+    a = torch.load(tmp_path / "first" / "last.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "second" / "last.pt", weights_only=False)["model"]
+    for k in a:
+        if k.endswith(("weight", "bias")):     # batch-norm statistics move even at lr 0
+            torch.testing.assert_close(a[k], b[k], msg=k)
 
 
 def test_val_scores_count_half_inked_pixels_as_trace():
