@@ -479,14 +479,22 @@ def flatten(image: np.ndarray, cfg: RectifyConfig = RectifyConfig(),
         notes.append(f"flat page limited to {cfg.max_out_mp:g} MP")
         ow, oh, kx, ky, out_ppm = int(ow * scale), int(oh * scale), kx * scale, ky * scale, out_ppm * scale
     map_x, map_y = _source_map(hom, lat, kx, ky, ow, oh, cfg.map_step_px)
-    fx = np.broadcast_to(np.arange(ow, dtype=np.float32)[None, :] / cfg.map_step_px, (oh, ow))
-    fy = np.broadcast_to(np.arange(oh, dtype=np.float32)[:, None] / cfg.map_step_px, (oh, ow))
-    fx, fy = np.ascontiguousarray(fx), np.ascontiguousarray(fy)
-    full_x = cv2.remap(map_x, fx, fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    full_y = cv2.remap(map_y, fx, fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    full_x, full_y = dense_map(map_x, map_y, cfg.map_step_px, (oh, ow))
     flat = cv2.remap(image, full_x, full_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return FlatPage(image=flat, px_per_mm=out_ppm, corners=corners, map_x=map_x, map_y=map_y,
                     map_step=cfg.map_step_px, lattice=lat, confidence=conf, notes=notes)
+
+
+def dense_map(map_x: np.ndarray, map_y: np.ndarray, step: int,
+              hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A coarse source map (node ``(i, j)`` holds the source px of output px ``(j*step, i*step)``)
+    made dense: ``(x, y)`` float32 ``(h, w)`` source px of every output px (bilinear), for
+    ``cv2.remap``."""
+    h, w = hw
+    fx = np.ascontiguousarray(np.broadcast_to(np.arange(w, dtype=np.float32)[None, :] / step, (h, w)))
+    fy = np.ascontiguousarray(np.broadcast_to(np.arange(h, dtype=np.float32)[:, None] / step, (h, w)))
+    return tuple(cv2.remap(m.astype(np.float32), fx, fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                 for m in (map_x, map_y))
 
 
 def _bend(lat: Lattice) -> float:

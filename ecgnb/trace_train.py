@@ -34,6 +34,7 @@ from .errors import MissingInputError
 from .trace_net import make_model, to_input, trace_coverage, trace_target
 from .augment import _hue_rotation
 from .photo import PRESETS, photograph, to_photo
+from .rectify import dense_map
 from .train import save_atomic, write_log
 
 LOG_COLUMNS = ("step", "seconds", "lr", "train_loss", "val_loss", "val_f1", "val_precision",
@@ -76,12 +77,8 @@ def photo_look(image: np.ndarray, truth: dict, rng: np.random.Generator) -> np.n
     s = MAP_STEP_PX
     gx, gy = np.meshgrid(np.arange(0, w + s, s, dtype=np.float64), np.arange(0, h + s, s, dtype=np.float64))
     nodes = to_photo(np.stack([gx.ravel(), gy.ravel()], axis=1), moved).reshape(gx.shape + (2,))
-    fx = np.broadcast_to(np.arange(w, dtype=np.float32)[None, :] / s, (h, w))
-    fy = np.broadcast_to(np.arange(h, dtype=np.float32)[:, None] / s, (h, w))
-    fx, fy = np.ascontiguousarray(fx), np.ascontiguousarray(fy)
-    maps = [cv2.remap(nodes[..., k].astype(np.float32), fx, fy, cv2.INTER_LINEAR,
-                      borderMode=cv2.BORDER_REPLICATE) for k in (0, 1)]
-    return cv2.remap(photo, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    map_x, map_y = dense_map(nodes[..., 0], nodes[..., 1], s, (h, w))
+    return cv2.remap(photo, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def load_pages(profile: str, split: str, limit: int | None = None, data_dir: Path | None = None,
@@ -99,13 +96,17 @@ def load_pages(profile: str, split: str, limit: int | None = None, data_dir: Pat
         rows = rows.iloc[np.unique(np.linspace(0, len(rows) - 1, limit).round().astype(int))]
     pages = []
     for k, row in enumerate(rows.itertuples(), 1):
-        rel = Path(row.path)
-        image = io.read_image(root / rel.parent / f"{rel.name}.png")
-        truth = io.read_json(root / rel.parent / f"{rel.name}.json")
-        pages.append(train_page(row.page, image, truth, soft))
+        pages.append(train_page(row.page, *_read_page(root, row), soft))
         if progress and (k % 50 == 0 or k == len(rows)):
             print(f"  loaded {k}/{len(rows)} {split} pages", flush=True)
     return pages + _photo_twins(root, rows, photos, seed, soft, progress)
+
+
+def _read_page(root: Path, row) -> tuple[np.ndarray, dict]:
+    """``(RGB image, truth)`` of one index row's page under ``root``."""
+    rel = Path(row.path)
+    return (io.read_image(root / rel.parent / f"{rel.name}.png"),
+            io.read_json(root / rel.parent / f"{rel.name}.json"))
 
 
 def _photo_twins(root: Path, rows, n: int, seed: int, soft: bool, progress: bool) -> list[TrainPage]:
@@ -113,13 +114,11 @@ def _photo_twins(root: Path, rows, n: int, seed: int, soft: bool, progress: bool
     clean = rows[rows["severity"] == 0] if "severity" in rows else rows
     if n <= 0 or clean.empty:
         return []
-    picks = clean.iloc[np.linspace(0, len(clean) - 1, n).round().astype(int) % len(clean)]
+    picks = clean.iloc[np.linspace(0, len(clean) - 1, n).round().astype(int)]
     rng = np.random.default_rng(seed)
     out = []
     for k, row in enumerate(picks.itertuples(), 1):
-        rel = Path(row.path)
-        image = io.read_image(root / rel.parent / f"{rel.name}.png")
-        truth = io.read_json(root / rel.parent / f"{rel.name}.json")
+        image, truth = _read_page(root, row)
         out.append(train_page(f"{row.page}-photo{k}", photo_look(image, truth, rng), truth, soft))
         if progress and (k % 20 == 0 or k == n):
             print(f"  photographed {k}/{n} pages", flush=True)
