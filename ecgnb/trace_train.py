@@ -326,6 +326,9 @@ def train_trace_net(train: list[TrainPage], val: list[TrainPage], cfg: TraceNetC
     if cfg.init_from and not (resume and last.exists()):
         start_from = Path(cfg.init_from)
         start_from = start_from if start_from.is_absolute() else paths.ROOT / start_from
+        if not start_from.exists():
+            raise MissingInputError(f"init_from checkpoint {start_from} not found: train it first "
+                                    "(`python benchmarks/train_trace_net.py --preset reference`)")
         model.load_state_dict(torch.load(start_from, map_location="cpu", weights_only=True)["model"])
         log(f"starting from the weights of {cfg.init_from}")
     if resume and last.exists():

@@ -12,6 +12,7 @@ from torch import nn
 from conftest import ecg_like
 
 from ecgnb import render
+from ecgnb.errors import MissingInputError
 from ecgnb.config import PaperConfig, TraceNetConfig, TraceReadConfig
 from ecgnb.trace_net import (DEFAULT_CHECKPOINT, TraceUNet, _spans, coverage_from_probability, inference_copy,
                              load_trace_net, preset, trace_coverage, trace_polylines,
@@ -210,6 +211,13 @@ def test_a_run_starts_from_the_weights_it_names(rendered, tmp_path):
     for k in a:
         if k.endswith(("weight", "bias")):     # batch-norm statistics move even at lr 0
             torch.testing.assert_close(a[k], b[k], msg=k)
+
+
+def test_a_run_from_missing_weights_says_which(rendered, tmp_path):
+    pages = [train_page("p", *rendered)]
+    cfg = dataclasses.replace(preset("quick"), init_from=str(tmp_path / "absent.pt"), threads=1)
+    with pytest.raises(MissingInputError, match="absent.pt not found"):
+        train_trace_net(pages, pages, cfg, tmp_path / "run", log=lambda s: None)
 
 
 def test_val_scores_count_half_inked_pixels_as_trace():
