@@ -3,9 +3,10 @@
 Usage::
 
     python benchmarks/make_photo_pages.py --profile quick --n 20 [--out data/quick-photos]
-        [--preset phone|scan] [--no-bw] [--no-styles] [--seed 0]
+        [--split test|val] [--preset phone|scan] [--no-bw] [--no-styles] [--seed 0]
 
-Each page is a test-split record of the profile (cycled when there are fewer than ``--n``),
+Each page is a test-split record of the profile (``--split val``: a val-split one, for choosing
+settings without looking at the test pages), cycled when there are fewer than ``--n``,
 printed in a random style (``ecgnb.render.random_style``), then photographed
 (``ecgnb.photo.photograph``); with B/W on, the same print is also photocopied
 (``ecgnb.photo.photocopy``) and the colour print itself kept (kind ``print``), so that a B/W
@@ -50,16 +51,17 @@ from ecgnb.photo import PRESETS, photocopy, photograph  # noqa: E402
 from ecgnb.render import masked_signal, random_style, render_page  # noqa: E402
 
 
-def test_records(profile) -> list:
-    """The profile's test-split source records, sorted by name."""
+def split_records(profile, split: str = "test") -> list:
+    """The profile's source records of one split, sorted by name."""
     records = collect_sources(profile, log=lambda msg: print(msg, file=sys.stderr))
     splits = assign_splits(records, profile.data.split, profile.seed)
-    return sorted((r for r in records if splits[r.name] == "test"), key=lambda r: r.name)
+    return sorted((r for r in records if splits[r.name] == split), key=lambda r: r.name)
 
 
 def make_pages(profile, records: list, n: int, out_dir: Path, preset: str, bw: bool,
-               styles: bool, seed: int) -> pd.DataFrame:
-    """Render, photograph (and copy) ``n`` pages into ``out_dir/test``; return the index rows."""
+               styles: bool, seed: int, split: str = "test") -> pd.DataFrame:
+    """Render, photograph (and copy) ``n`` pages of ``split`` records into ``out_dir/<split>``;
+    return the index rows."""
     photo_cfg, copy_cfg, rows = PRESETS[preset], CopyConfig(), []
     for k in range(n):
         record = records[k % len(records)]
@@ -81,10 +83,10 @@ def make_pages(profile, records: list, n: int, out_dir: Path, preset: str, bw: b
         for kind, page, make in jobs:
             out, out_truth = make()
             out_truth["record"], out_truth["severity"] = record.name, 1.0
-            io.save_page(out_dir / "test", page, out, signal, record.fs, out_truth)
-            rows.append(dict(page=page, record=record.name, origin=record.origin, split="test",
+            io.save_page(out_dir / split, page, out, signal, record.fs, out_truth)
+            rows.append(dict(page=page, record=record.name, origin=record.origin, split=split,
                              severity=1.0, dpi=out_truth["dpi"], layout=profile.paper.layout,
-                             path=f"test/{page}", kind=kind, grid_colour=style.grid_colour,
+                             path=f"{split}/{page}", kind=kind, grid_colour=style.grid_colour,
                              seconds=round(time.perf_counter() - t0, 3)))
             t0 = time.perf_counter()
         made = ", ".join(f"{r['kind']} {r['seconds']:.2f} s" for r in rows[-len(jobs):])
@@ -94,7 +96,9 @@ def make_pages(profile, records: list, n: int, out_dir: Path, preset: str, bw: b
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--profile", default="quick", help="profile whose test records are used")
+    ap.add_argument("--profile", default="quick", help="profile whose records are used")
+    ap.add_argument("--split", choices=("test", "val"), default="test",
+                    help="split the records come from (val: for choosing settings)")
     ap.add_argument("--n", type=int, default=20, help="photos to write (and as many B/W copies)")
     ap.add_argument("--out", type=Path, help="folder (default data/<profile>-photos)")
     ap.add_argument("--preset", choices=sorted(PRESETS), default="phone")
@@ -109,21 +113,21 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     seed = profile.seed if args.seed is None else args.seed
     out_dir = Path(args.out or paths.data_dir(f"{args.profile}-photos")).resolve()
     start = time.perf_counter()
-    records = test_records(profile)
+    records = split_records(profile, args.split)
     if not records:
-        raise SystemExit(f"profile {args.profile} has no test records")
+        raise SystemExit(f"profile {args.profile} has no {args.split} records")
     sources_s = time.perf_counter() - start
     work = out_dir.with_name(out_dir.name + ".building")
     shutil.rmtree(work, ignore_errors=True)
     index = make_pages(profile, records, args.n, work, args.preset, not args.no_bw,
-                       not args.no_styles, seed)
+                       not args.no_styles, seed, args.split)
     index.to_csv(work / "index.csv", index=False)
     io.write_json(work / "config.json", profile.to_dict())
     total_s = time.perf_counter() - start
     io.write_json(work / "photo_config.json", {
         "command": " ".join(["benchmarks/make_photo_pages.py"]
                             + (argv if argv is not None else sys.argv[1:])),
-        "profile": args.profile, "seed": seed, "preset": args.preset,
+        "profile": args.profile, "split": args.split, "seed": seed, "preset": args.preset,
         "photo": PRESETS[args.preset].to_dict(), "copy": CopyConfig().to_dict(),
         "styles": None if args.no_styles else StyleRangeConfig().to_dict(),
         "pages": len(index), "sources_s": round(sources_s, 2), "total_s": round(total_s, 2),

@@ -16,7 +16,8 @@ from ecgnb.metrics import record_metrics
 from ecgnb.photo import photocopy, photograph
 from ecgnb.reading import ReadOptions
 from ecgnb.rectified import lattice_mask, line_offset
-from ecgnb.rectify import _is_major, _unwrap, find_page, flatten, flatten_error, line_period
+from ecgnb.rectify import (_is_major, _phasor_field, _unwrap, find_page, flatten, flatten_error,
+                           line_period)
 from ecgnb.render import masked_signal, render_page
 
 # A phone photo of moderate difficulty: tilt, a curl and a bow, no fold, 3-4 MP.
@@ -94,6 +95,35 @@ def test_photo_is_found_and_flattened(photo):
     assert err["p95_mm"] < 1.0, err
     d = flat.diagnostics()
     assert d["lattice"]["coverage"] > 0.5 and len(d["corners"]) == 4
+
+
+@pytest.mark.parametrize("shift_mm, read_mm", [(0.3, 0.3), (-0.2, -0.2), (0.7, -0.3)])
+def test_fine_pass_reads_the_nearest_one_mm_line(shift_mm, read_mm):
+    # 1 mm lines every 7.87 px, moved by shift_mm in the right half of the page only: the
+    # field says so there (to the nearest line: 0.7 mm reads as -0.3) and 0 in the left half.
+    ppm, h, w = 200 / 25.4, 240, 640
+    ys, xs = np.mgrid[0:h, 0:w].astype(float)
+    off = np.where(xs > w / 2, shift_mm * ppm, 0.0)
+    d = (xs - off) % ppm
+    ev = (np.minimum(d, ppm - d) <= 1.0).astype(np.float32)
+    d = ys % ppm
+    ev = np.maximum(ev, (np.minimum(d, ppm - d) <= 1.0)).astype(np.float32)
+    dx, dy = _phasor_field(ev, ppm, 2 * ppm, 2.5 * ppm, 0.15)
+    cols = dx.shape[1]
+    assert np.median(dx[:, : cols // 4]) == pytest.approx(0.0, abs=0.05 * ppm)
+    assert np.median(dx[:, -cols // 4:]) == pytest.approx(read_mm * ppm, abs=0.05 * ppm)
+    assert np.abs(dy).max() < 0.05 * ppm
+
+
+def test_refinement_keeps_a_photo_flat_and_maps_many_points(photo):
+    # The full-resolution passes may not undo the working copy's flattening, and the map
+    # they leave answers for more points than cv2.remap takes in one row (32767).
+    image, truth = photo
+    plain = flatten(image, RectifyConfig(refine_passes=0, fine_lines=False))
+    refined = flatten(image)
+    assert flatten_error(refined, truth)["p95_mm"] < 1.5 * flatten_error(plain, truth)["p95_mm"] + 0.05
+    pts = np.random.default_rng(0).uniform(0, 500, (40000, 2))
+    assert np.allclose(refined.to_photo(pts)[-5:], refined.to_photo(pts[-5:]), atol=1e-3)
 
 
 def test_a_stain_cutting_a_scans_corner_does_not_skew_its_flattening(page):
