@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         pages=("page", "size"), with_lattice=("lattice", "sum"),
         median_mm=("median_mm", "median"), p95_mm=("p95_mm", "median"),
         median_px=("median_px", "median"), p95_px=("p95_px", "median"),
-        worst_p95_mm=("p95_mm", "max"), flatten_s_per_mp=("flatten_s", "sum"))
+        worst_p95_mm=("p95_mm", "max"), trace_time_median_mm=("trace_time_median_mm", "median"),
+        trace_time_p95_mm=("trace_time_p95_mm", "median"), flatten_s_per_mp=("flatten_s", "sum"))
     geo_summary["flatten_s_per_mp"] /= geo.groupby("kind")["megapixels"].sum()
     report.write_table(geo_summary, OUT / "photos_geometry")
     print(summary.round(2).to_string())

@@ -633,7 +633,9 @@ def flatten_error(flat: FlatPage, truth: dict, step_mm: float = 2.0,
     to the clean page (``ecgnb.photo.to_page``); a perfect flattening makes the clean-page
     points an exact scaled, shifted (perhaps turned) copy of the flat ones, so the error is what
     an affine fit flat -> clean page leaves (in clean-page mm; px of the flat page). Only points
-    landing on the page, ``margin_mm`` inside its edges, count.
+    landing on the page, ``margin_mm`` inside its edges, count. ``trace_time_*_mm``: that error
+    along the time axis alone, at the points within 1 mm of a lead's trace (what a reading feels:
+    0.1 mm is 4 ms).
     """
     from .photo import to_page    # the simulation is only needed to check against it
     ppm = flat.px_per_mm
@@ -651,8 +653,29 @@ def flatten_error(flat: FlatPage, truth: dict, step_mm: float = 2.0,
         return {"n_points": int(ok.sum()), "page_covered": 0.0}
     a = np.hstack([pts[ok], np.ones((int(ok.sum()), 1))])
     coef, *_ = np.linalg.lstsq(a, page[ok], rcond=None)
-    resid_mm = np.linalg.norm(a @ coef - page[ok], axis=1) / page_ppm
+    resid = a @ coef - page[ok]
+    resid_mm = np.linalg.norm(resid, axis=1) / page_ppm
     covered = ok.sum() * (step_mm ** 2) / ((pw / page_ppm - 2 * margin_mm) * (ph / page_ppm - 2 * margin_mm))
+    on = _near_traces(truth, (int(ph), int(pw)), page_ppm)[page[ok][:, 1].astype(int), page[ok][:, 0].astype(int)]
+    time_mm = np.abs(resid[on, 0]) / page_ppm if on.any() else np.full(1, np.nan)
     return {"n_points": int(ok.sum()), "page_covered": float(min(1.0, covered)),
             "median_mm": float(np.median(resid_mm)), "p95_mm": float(np.quantile(resid_mm, 0.95)),
-            "median_px": float(np.median(resid_mm) * ppm), "p95_px": float(np.quantile(resid_mm, 0.95) * ppm)}
+            "median_px": float(np.median(resid_mm) * ppm), "p95_px": float(np.quantile(resid_mm, 0.95) * ppm),
+            "trace_time_median_mm": float(np.median(time_mm)),
+            "trace_time_p95_mm": float(np.quantile(time_mm, 0.95))}
+
+
+def _near_traces(truth: dict, page_hw: tuple[int, int], page_ppm: float,
+                 half_mm: float = 1.0) -> np.ndarray:
+    """``(h, w)`` bool of the clean page: within ``half_mm`` of a lead's trace (the truth's
+    traces, in the photo's px where photographed, taken back to the page)."""
+    from .photo import to_page
+    mask = np.zeros(page_hw, np.uint8)
+    for panel in truth.get("panels", []):
+        if len(panel.get("trace", [])) > 1:
+            line = to_page(np.asarray(panel["trace"], float), truth)
+            line = line[np.isfinite(line).all(axis=1)]
+            if len(line) > 1:
+                cv2.polylines(mask, [np.round(line).astype(np.int32)], False, 1,
+                              max(1, int(round(2 * half_mm * page_ppm))))
+    return mask > 0

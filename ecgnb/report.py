@@ -225,8 +225,10 @@ def photos_table(reports_root: Path) -> str:
         parts.append("How flat the rectified method's flat page is (`photos_geometry.md`): the "
                      "error an affine fit leaves between flat-page points and where they truly lie "
                      "on the printed page (median over pages of each page's median and 95th "
-                     "percentile; mm of paper, px of the 200-dpi flat page), and the seconds "
-                     "flattening takes per megapixel:\n\n" + (folder / "photos_geometry.md").read_text())
+                     "percentile; mm of paper, px of the 200-dpi flat page), the same error "
+                     "along the time axis within 1 mm of the traces (`trace_time_*`: what a "
+                     "reading feels, 0.1 mm is 4 ms), and the seconds flattening takes per "
+                     "megapixel:\n\n" + (folder / "photos_geometry.md").read_text())
     return "\n".join(parts)
 
 

@@ -81,6 +81,7 @@ def test_clean_page_is_left_as_it_is(page):
     assert flat.lattice is not None and flat.confidence > 0.5
     err = flatten_error(flat, truth)
     assert err["median_mm"] < 0.05 and err["p95_mm"] < 0.15
+    assert err["trace_time_median_mm"] < 0.02
     assert flat.px_per_mm == pytest.approx(200 / 25.4)
 
 
@@ -93,6 +94,7 @@ def test_photo_is_found_and_flattened(photo):
     assert err["page_covered"] > 0.8
     assert err["median_mm"] < 0.3, err
     assert err["p95_mm"] < 1.0, err
+    assert 0 < err["trace_time_median_mm"] < 0.1, err   # on the traces, along time
     d = flat.diagnostics()
     assert d["lattice"]["coverage"] > 0.5 and len(d["corners"]) == 4
 
