@@ -349,22 +349,37 @@ def _displacements(ev: np.ndarray, px: float, py: float, step: float,
     """``(dx, dy, contrast)`` on nodes every ``step`` px: where the lattice's vertical and
     horizontal lines sit off ``k * px`` and ``k * py`` (px, unwrapped and smoothed local phase),
     and the lines' local contrast (0..1, the smaller of both directions)."""
-    h, w = ev.shape
-    ny, nx = np.arange(step / 2, h, step), np.arange(step / 2, w, step)
-    gy, gx = np.meshgrid(ny.astype(int), nx.astype(int), indexing="ij")
-    ys, xs = np.arange(h, dtype=np.float32)[:, None], np.arange(w, dtype=np.float32)[None, :]
+    gx, gy = _nodes(ev.shape, step)
     out = {}
-    for axis, period, coord in (("y", py, ys), ("x", px, xs)):
+    for axis, period in (("y", py), ("x", px)):
         sigma = max(cfg.phase_sigma_periods * period, cfg.phase_sigma_min_px)
-        arg = (-2 * np.pi / period) * coord
-        re, im = _low_pass(ev * np.cos(arg), sigma), _low_pass(ev * np.sin(arg), sigma)
-        total = _low_pass(ev, sigma)
-        z = _sample(re, gx, gy) + 1j * _sample(im, gx, gy)
-        contrast = np.abs(z) / np.maximum(_sample(total, gx, gy), 1e-6)
+        z, contrast = _local_phase(ev, axis, period, sigma, gx, gy)
         disp = -_unwrap(np.angle(z), contrast) * period / (2 * np.pi)
         weight = (contrast ** 2 * (contrast > cfg.line_min_contrast)).astype(np.float64)
         out[axis] = (_smooth_fill(disp, weight, cfg.smooth_nodes, cfg.fill_nodes), contrast)
     return out["x"][0], out["y"][0], np.minimum(out["x"][1], out["y"][1])
+
+
+def _nodes(shape: tuple[int, int], step: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(gx, gy)`` int px of the field's nodes, every ``step`` px from ``step / 2``."""
+    h, w = shape
+    ny, nx = np.arange(step / 2, h, step), np.arange(step / 2, w, step)
+    gy, gx = np.meshgrid(ny.astype(int), nx.astype(int), indexing="ij")
+    return gx, gy
+
+
+def _local_phase(ev: np.ndarray, axis: str, period: float, sigma: float, gx: np.ndarray,
+                 gy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(z, contrast)`` at nodes ``(gx, gy)``: the complex demodulation of ``ev`` at ``period``
+    px along ``axis`` ("x": vertical lines, "y": horizontal ones), Gaussian-averaged over
+    ``sigma`` px, and its contrast ``|z| / mean ink`` (0..1)."""
+    h, w = ev.shape
+    coord = (np.arange(w, dtype=np.float32)[None, :] if axis == "x"
+             else np.arange(h, dtype=np.float32)[:, None])
+    arg = (-2 * np.pi / period) * coord
+    re, im = _low_pass(ev * np.cos(arg), sigma), _low_pass(ev * np.sin(arg), sigma)
+    z = _sample(re, gx, gy) + 1j * _sample(im, gx, gy)
+    return z, np.abs(z) / np.maximum(_sample(_low_pass(ev, sigma), gx, gy), 1e-6)
 
 
 def _low_pass(a: np.ndarray, sigma: float) -> tuple[np.ndarray, int]:
@@ -454,15 +469,10 @@ def _phasor_field(ev: np.ndarray, period: float, step: float, sigma: float,
     ``k * period``, within half a spacing. The local phase is averaged as unit phasors weighted
     by the lines' contrast (no unwrapping: the page is already within half a spacing of them);
     0 where they do not show (contrast under ``min_contrast`` all around)."""
-    h, w = ev.shape
-    ny, nx = np.arange(step / 2, h, step), np.arange(step / 2, w, step)
-    gy, gx = np.meshgrid(ny.astype(int), nx.astype(int), indexing="ij")
+    gx, gy = _nodes(ev.shape, step)
     out = []
-    for coord in (np.arange(w, dtype=np.float32)[None, :], np.arange(h, dtype=np.float32)[:, None]):
-        arg = (-2 * np.pi / period) * coord
-        re, im = _low_pass(ev * np.cos(arg), sigma), _low_pass(ev * np.sin(arg), sigma)
-        z = _sample(re, gx, gy) + 1j * _sample(im, gx, gy)
-        contrast = np.abs(z) / np.maximum(_sample(_low_pass(ev, sigma), gx, gy), 1e-6)
+    for axis in ("x", "y"):
+        z, contrast = _local_phase(ev, axis, period, sigma, gx, gy)
         weight = (contrast * (contrast > min_contrast)).astype(np.float64)
         unit = z / np.maximum(np.abs(z), 1e-9) * weight
         re_s, im_s = (cv2.GaussianBlur(a, (0, 0), 1.0) for a in (unit.real, unit.imag))
@@ -502,20 +512,23 @@ def refine(flat: FlatPage, image: np.ndarray, cfg: RectifyConfig = RectifyConfig
     if lat is None or flat.corners is None or flat.confidence < cfg.refine_min_confidence:
         return flat
     ppm = flat.px_per_mm
+
+    def evidence(page: FlatPage) -> np.ndarray:
+        ev, weight, _ = lattice_evidence(page.image, pre, rcfg=cfg, guess_px=5 * ppm, prefer=lat.evidence)
+        return ev * weight
+
+    period = 5.0 * ppm
+    step = max(cfg.node_step_periods * period, cfg.node_min_px)
     # A lattice of 1 mm lines is not unwrapped again at full resolution: a slip of one line
     # there is a mm of error (the fine pass below follows those lines without unwrapping).
     for _ in range(cfg.refine_passes if lat.mm > 1 else 0):
-        ev, weight, _ = lattice_evidence(flat.image, pre, rcfg=cfg, guess_px=5 * ppm, prefer=lat.evidence)
-        period = 5.0 * ppm
-        step = max(cfg.node_step_periods * period, cfg.node_min_px)
-        rx, ry, _ = _displacements(ev * weight, period, period, step, cfg)
+        rx, ry, _ = _displacements(evidence(flat), period, period, step, cfg)
         # The flat page's lines sit near multiples of the period: a residual about 0 (its
         # median off by a whole period where the unwrapping started a period away).
         flat = _moved(flat, image, rx - np.median(rx), ry - np.median(ry), step)
     if cfg.fine_lines:
-        ev, weight, _ = lattice_evidence(flat.image, pre, rcfg=cfg, guess_px=5 * ppm, prefer=lat.evidence)
         step = cfg.fine_step_mm * ppm
-        rx, ry = _phasor_field(ev * weight, ppm, step, cfg.fine_sigma_mm * ppm, cfg.fine_min_contrast)
+        rx, ry = _phasor_field(evidence(flat), ppm, step, cfg.fine_sigma_mm * ppm, cfg.fine_min_contrast)
         flat = _moved(flat, image, rx, ry, step)
     return flat
 
