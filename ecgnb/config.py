@@ -234,6 +234,9 @@ class PhotoConfig:
                                       # further 0, 90, 180, 270 deg (counter-clockwise) turn
     margin_range: tuple[float, float] = (0.03, 0.2)  # background on each side, share of the
                                       # page's size in the photo (before frame_aspect widens it)
+    cut_p: float = 0.0                # probability the frame cuts the page: on one side, or two
+                                      # (a corner), the paper goes on beyond the photo
+    cut_range: tuple[float, float] = (0.01, 0.05)  # share of the page's size cut off on such a side
     frame_aspect: float = 4 / 3       # long / short side of the photo (0: just page and margins)
     backgrounds: tuple[str, ...] = ("wood", "cloth", "plain")  # surfaces under the page: "wood"
                                       # grain, woven "cloth", "plain" desk, light "lid" (scanner)

@@ -54,9 +54,12 @@ NEWTON_TOL_PX = 1e-4    # photo px, to_page stops when every point is this close
 GRID_MARGIN = 0.08      # relative luminance a copy's threshold keeps above the grid's major lines
 NOISE_TILE = 1024       # px, side of the sensor-noise tile repeated over the photo
 
-# Named settings: a phone photo on a desk, and a flatbed scan (flat, square-on, white lid).
+# Named settings: a phone photo on a desk, one whose frame cuts the page (a side or a corner
+# beyond the photo, as in 5 of the 13 photos of photos-dev), and a flatbed scan (flat,
+# square-on, white lid).
 PRESETS: dict[str, PhotoConfig] = {
     "phone": PhotoConfig(),
+    "phone-cut": PhotoConfig(cut_p=1.0),
     "scan": PhotoConfig(dpi_range=(150.0, 600.0), max_megapixels=36.0, tilt_deg_max=0.3,
                         distance_range=(40.0, 40.0), rotation_deg_max=3.0,
                         quarter_turn_p=(0.9, 0.03, 0.04, 0.03), margin_range=(0.0, 0.03),
@@ -333,6 +336,13 @@ def _fit_frame(rng, cfg: PhotoConfig, cam: dict, page: dict, shape: dict) -> tup
             extra = fh / cfg.frame_aspect - fw
             f = rng.uniform()
             m[0], m[1], fw = m[0] + f * extra, m[1] + (1 - f) * extra, fh / cfg.frame_aspect
+    if cfg.cut_p > 0 and rng.uniform() < cfg.cut_p:
+        # The photo cuts off a strip of paper on one side, or a corner (two sides); the frame
+        # shrinks by as much (its aspect changes a little).
+        sides = rng.choice(4, size=int(rng.integers(1, 3)), replace=False)
+        cut = -rng.uniform(*cfg.cut_range, len(sides)) * np.array([size[0], size[0], size[1], size[1]])[sides]
+        m[sides] = cut
+        fw, fh = size[0] + m[0] + m[1], size[1] + m[2] + m[3]
     k = min(1.0, math.sqrt(cfg.max_megapixels * 1e6 / (fw * fh)))
     cam["focal_px"] *= k
     cam["offset_px"] = [float(k * (m[0] - lo[0])), float(k * (m[2] - lo[1]))]

@@ -189,6 +189,23 @@ def test_bboxes_hold_their_moved_traces(page):
     assert t["photo"]["page_size"] == truth["image_size"]
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_cut_photo_leaves_part_of_the_page_beyond_its_frame(page, seed):
+    # cut_p = 1: one side or a corner of the paper lies outside the photo, a few mm of it; the
+    # uncut setting keeps the whole page inside.
+    image, truth = page
+    h, w = truth["image_size"]
+    edge = np.concatenate([np.column_stack([np.linspace(0, w, 200), np.full(200, y)]) for y in (0, h)]
+                          + [np.column_stack([np.full(200, x), np.linspace(0, h, 200)]) for x in (0, w)])
+    for cut, outside in ((1.0, True), (0.0, False)):
+        out, t = photograph(image, truth, dataclasses.replace(QUICK, cut_p=cut),
+                            np.random.default_rng(seed))
+        p = to_photo(edge, t)
+        beyond = ((p[:, 0] < 0) | (p[:, 0] >= out.shape[1]) | (p[:, 1] < 0) | (p[:, 1] >= out.shape[0]))
+        assert beyond.any() == outside, (cut, beyond.mean())
+        assert beyond.mean() < 0.5          # a strip or a corner, never most of the outline
+
+
 def test_quarter_turn_and_scale(page):
     image, truth = page
     turn = dataclasses.replace(SCAN, quarter_turn_p=(0.0, 1.0, 0.0, 0.0), rotation_deg_max=0.0,
