@@ -56,6 +56,8 @@ class PreprocessConfig:
     px_per_mm_range: tuple[float, float] = (2.0, 24.0)  # px/mm, plausible scan resolutions (about 50-600 dpi)
     autocorr_trend_px: int = 61       # px, box filter taking a profile's slow trend out before its
                                       # autocorrelation (well above any minor grid period)
+    period_repeat: float = 0.5        # share of a grid period's autocorrelation peak that must come
+                                      # back at twice its lag (else it is texture, not the grid)
     grid_xy_tol: float = 0.05         # relative x/y px/mm disagreement at which grid confidence falls to 0
     grid_strength_full: float = 0.3   # autocorrelation at the major period (0..1) that gives full confidence
     grid_confidence_min: float = 0.25  # 0..1, below this the grid is reported as not found

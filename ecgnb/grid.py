@@ -120,7 +120,12 @@ def grid_period(profile: np.ndarray, *, cfg: PreprocessConfig | None = None,
     if cand.size == 0:
         return 0.0, 0.0
     best = ac[cand].max()
-    first = float(cand[ac[cand] >= 0.35 * best][0])
+    strong = cand[ac[cand] >= 0.35 * best]
+    # A grid's period repeats: its autocorrelation peaks again at twice the lag. A peak that
+    # does not (a few px of paper or toner texture on a copy) is no period.
+    periodic = [c for c in strong if 2 * c + 2 >= ac.size
+                or _peak(ac, 2 * c, max(1.0, 0.1 * c))[1] >= cfg.period_repeat * ac[c]]
+    first = float(periodic[0] if periodic else strong[0])
     # Is ``first`` the minor period or already the major one (faint minor lines)? A period over
     # the largest plausible px/mm must be major; otherwise look for a minor peak at first / 5.
     minor = first
@@ -202,6 +207,11 @@ def detect_grid(image: np.ndarray, dark: np.ndarray | None = None, *,
 # Trace separation
 # --------------------------------------------------------------------------------------------
 
+def grey_grid(grid: GridInfo, cfg: PreprocessConfig) -> bool:
+    """Whether a found grid's colour is achromatic (grey or black: dark in every channel)."""
+    return grid.found and max(grid.colour) - min(grid.colour) < cfg.grey_grid_spread
+
+
 def remove_grid(image: np.ndarray, grid: GridInfo | None = None, dark: np.ndarray | None = None,
                 *, cfg: PreprocessConfig | None = None) -> np.ndarray:
     """Boolean ``(H, W)`` trace mask: grid, paper, shading and colour removed, dark ink kept.
@@ -217,7 +227,7 @@ def remove_grid(image: np.ndarray, grid: GridInfo | None = None, dark: np.ndarra
     dark = darkness(image, cfg=cfg) if dark is None else dark
     dmin = channel_min(dark)
     threshold = cfg.trace_darkness
-    if grid is not None and grid.found and max(grid.colour) - min(grid.colour) < cfg.grey_grid_spread:
+    if grid is not None and grey_grid(grid, cfg):
         # Grey grid: its lines are dark in all channels too; keep only what is clearly darker.
         line = float(np.quantile(grid_strength(dark, cfg=cfg)[::4, ::4], 0.99))
         threshold = max(threshold, min(cfg.grey_grid_threshold_max, line + cfg.grey_grid_margin))

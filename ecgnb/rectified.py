@@ -119,6 +119,14 @@ def grid_line_level(lines: np.ndarray, px_per_mm: float, cfg: RectifyConfig = Re
     return float(np.quantile(band, cfg.line_level_quantile)) if band.size else 0.0
 
 
+def black_grid(dark: np.ndarray, grid: GridInfo, cfg: RectifyConfig = RectifyConfig()) -> bool:
+    """Whether the grid's straight line runs are as dark as a trace (``cfg.dark_grid_level``):
+    no darkness rule can tell them apart (a black grid, a grid a copier turned black)."""
+    ink = channel_min(dark)
+    level = grid_line_level(line_runs(ink, grid.px_per_mm, cfg), grid.px_per_mm, cfg)
+    return level >= cfg.dark_grid_level
+
+
 def darkness_ink(dark: np.ndarray, grid: GridInfo, cfg: RectifyConfig = RectifyConfig(),
                  trace_darkness: float = 0.45) -> np.ndarray | None:
     """``(H, W)`` bool trace ink of a flat page told from its grid by darkness, or None where

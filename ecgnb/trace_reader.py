@@ -38,7 +38,8 @@ from .config import RectifyConfig, TraceReadConfig
 from .digitize import digitize_straightened, ink_coverage
 from .io import check_rgb
 from .reading import Reading, ReadOptions
-from .rectified import RectifiedDigitizer, darkness_ink
+from .grid import grey_grid
+from .rectified import RectifiedDigitizer, black_grid, darkness_ink
 from .rectify import find_page
 from .trace_net import coverage_from_probability, inference_copy, load_trace_net, trace_probability
 
@@ -151,8 +152,12 @@ class TraceNetDigitizer(RectifiedDigitizer):
             net = self.probability(upright) > self.ink.threshold
             if not grid.found:
                 return net
-            base = (darkness_ink(dark, grid, self.cfg, options.preprocess.trace_darkness) if flat
-                    else pp.remove_grid(upright, grid, dark=dark, cfg=options.preprocess))
+            if flat:
+                base = darkness_ink(dark, grid, self.cfg, options.preprocess.trace_darkness)
+            elif grey_grid(grid, options.preprocess) and black_grid(dark, grid, self.cfg):
+                base = None     # the colour rules would keep the grid lines the trace touches
+            else:
+                base = pp.remove_grid(upright, grid, dark=dark, cfg=options.preprocess)
             return net if base is None else voted_ink(base, net, self.ink.vote_share)
 
         def coverage(upright, dark, mask):

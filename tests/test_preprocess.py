@@ -353,3 +353,21 @@ def test_an_axis_that_slid_onto_the_pulses_is_moved_past_them(page):
     assert x0 == pytest.approx(start, abs=1.0) and x1 - x0 == pytest.approx(250 * ppx)
     # Within pulse_slide_mm (0.5 mm) of the strokes the axis is left where it was.
     assert ld.axis_after_pulses(mask, rows, grid, start - 2.0, 2100.0) == (start - 2.0, 2100.0)
+
+
+@pytest.mark.parametrize("colour, seed", [("orange", 0), ("pink", 1), ("red", 0)])
+def test_a_copys_grid_of_five_mm_lines_is_measured(colour, seed):
+    # A photocopy keeps only the 5 mm lines, each a dark double edge: the autocorrelation's
+    # first strong peak (3 px, the edges) does not come back at twice its lag and is no period.
+    # Before that check these copies read "no grid" and the 200-dpi guess (up to 1 % off).
+    from ecgnb.config import CopyConfig, StyleConfig
+    from ecgnb.photo import photocopy
+    image, truth = render.render_page(ecg_like(), 500, PaperConfig(), np.random.default_rng(seed),
+                                      style=StyleConfig(grid_colour=colour))
+    copy, t = photocopy(image, truth, CopyConfig(), np.random.default_rng(seed))
+    cfg = PreprocessConfig()
+    up, _, dark = pp.straighten(copy, cfg=cfg)
+    grid = gr.detect_grid(up, dark, cfg=cfg)
+    assert grid.found
+    assert grid.px_per_mm == pytest.approx(t["px_per_mm"], rel=0.003)
+    assert not gr.detect_grid(up, dark, cfg=dataclasses.replace(cfg, period_repeat=0.0)).found

@@ -180,6 +180,20 @@ def test_lattice_mask_keeps_the_trace_drops_a_black_grid():
     assert off_trace < 0.01
 
 
+def test_black_grid_tells_a_copys_grid_from_a_coloured_print(page):
+    # On a dark copy the grid's lines are as dark as the trace (the trace network's reader then
+    # takes its own ink alone: level 0.65 here); on the colour print they are not (0.06).
+    from ecgnb.rectified import black_grid
+    image, truth, _ = page
+    dark_copy = dataclasses.replace(CopyConfig(), fade_p=0.0, threshold=(0.88, 0.88))
+    copy, _ = photocopy(image, truth, dark_copy, np.random.default_rng(0))
+    ppm = 200 / 25.4
+    grid = GridInfo(px_per_mm=ppm, px_per_mm_x=ppm, px_per_mm_y=ppm, minor_px=ppm,
+                    major_px=5 * ppm, colour=(60, 60, 60), confidence=1.0, found=True)
+    assert black_grid(darkness(copy), grid)
+    assert not black_grid(darkness(image), grid)
+
+
 def test_rectified_reads_a_photo_better_than_classical(page, photo):
     _, _, signal = page
     image, _ = photo
