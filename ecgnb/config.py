@@ -136,6 +136,11 @@ class PreprocessConfig:
                                       # is faint) is followed again, pulled hard to its own 0 mV line
                                       # (``digitize.panel_path``); the trace-network reader sets it,
                                       # as keep_apex
+    through_mm: float = 0.0           # mm; > 0: columns where another row's stroke crosses a
+                                      # trace, reaching this far past it both above and below,
+                                      # are read from the trace either side, not from that stroke
+                                      # (``digitize.crossed_columns``); the trace-network reader
+                                      # sets it, as keep_apex
     edge_marks: bool = False          # drop the trace points over lead separator bars and the
                                       # calibration pulse's stroke at panels' edges
                                       # (``ecgnb.separators``); the trace-network reader sets it,

@@ -39,6 +39,8 @@ SPLIT_MIN_PX = 0.5    # px, a merged row's two crossings closer than this are th
 ORDER_SLOPE = 1.0     # px/px, column points' slope past which a stretch is one steep stroke
 OFF_ROW_SHARE = 0.25  # a path with more of its columns than this past half-way to a neighbour
                       # row's 0 mV line follows that row, not its own (a tall QRS crosses for a few)
+CROSS_MAX_S = 0.03    # s, the widest stroke of another row's trace that a crossing may be
+CROSS_LEVEL_MM = 1.0  # mm, the trace on either side of a crossing stays this level
 
 
 # --------------------------------------------------------------------------------------------
@@ -365,15 +367,51 @@ def own_row_costs(runs: list[np.ndarray], baseline: float, reach: float,
     return [skip_mm * ((0.5 * (r[:, 0] + r[:, 1]) - baseline) / reach) ** 2 for r in runs]
 
 
+def crossed_columns(runs: list[np.ndarray], choice: list[int | None], through_px: float,
+                    level_px: float, max_cols: int) -> list[int]:
+    """Columns where another trace's vertical stroke crosses this one: the path's run there
+    reaches over ``through_px`` px both above and below the level of a trace that comes in
+    and goes out on either side at one level (its neighbouring columns' runs under
+    ``2 * through_px`` px tall, their centres within ``level_px`` px), for at most ``max_cols``
+    columns in a row. The run holds both traces, and its ends are the other trace's, not this
+    one's: a trace's own QRS leaves its level on one side in its first and last columns."""
+    cols = [x for x, j in enumerate(choice) if j is not None]
+    if len(cols) < 3:
+        return []
+    seg = np.array([runs[x][choice[x]] for x in cols], dtype=float)
+    centre, thick = seg.mean(axis=1), seg[:, 1] - seg[:, 0] + 1
+    short = thick < 2 * through_px
+    out, i = [], 1
+    while i < len(cols) - 1:
+        if short[i] or not short[i - 1]:
+            i += 1
+            continue
+        j = i
+        while j < len(cols) - 1 and not short[j] and j - i < max_cols:
+            j += 1
+        # cols[i:j] are tall, cols[i - 1] and cols[j] short and next to them in x
+        if (short[j] and cols[j] - cols[i - 1] == j - i + 1
+                and abs(centre[j] - centre[i - 1]) <= level_px):
+            level = np.interp(cols[i:j], [cols[i - 1], cols[j]], [centre[i - 1], centre[j]])
+            if np.all((seg[i:j, 0] <= level - through_px) & (seg[i:j, 1] >= level + through_px)):
+                out.extend(cols[i:j])
+        i = j
+    return out
+
+
 def panel_path(mask: np.ndarray, box: pp.PanelBox, grid: pp.GridInfo,
-               cost: np.ndarray | None = None, own_row: bool = False) -> tuple:
+               cost: np.ndarray | None = None, own_row: bool = False,
+               through_mm: float = 0.0) -> tuple:
     """``(window, runs, choice)``: the page px ``(y0, y1, x0, x1)`` of ``box`` in the upright
     ``mask``, the ink runs of its columns (``column_runs``) and the run the trace takes in
     each (``follow_trace``, each run paying the mean of ``cost`` ``(H, W)`` over its pixels
     where given). ``own_row``: a path with over ``OFF_ROW_SHARE`` of its columns past half-way
     to the box's farther edge (a neighbouring row's 0 mV line) is followed again, each run also
-    paying ``own_row_costs``. It depends on the mask (and cost) alone, so readings of one mask
-    with several coverages share it."""
+    paying ``own_row_costs``. ``through_mm`` > 0: the columns where another row's stroke
+    crosses the trace (``crossed_columns``, reaching ``through_mm`` mm past it both ways) are
+    left out of the path, so the trace is read across them from its columns either side. It
+    depends on the mask (and cost) alone, so readings of one mask with several coverages share
+    it."""
     h, w = mask.shape
     x0, x1 = max(0, int(np.floor(box.x0))), min(w, int(np.ceil(box.x1)) + 1)
     y0, y1 = max(0, int(box.y0)), min(h, int(box.y1) + 1)
@@ -387,6 +425,11 @@ def panel_path(mask: np.ndarray, box: pp.PanelBox, grid: pp.GridInfo,
         if own is not None:
             pull = [a + b for a, b in zip(pull, own)]
         choice = follow_trace(runs, baseline, grid.px_per_mm_y, run_cost=pull)
+    if through_mm > 0:
+        ppm, px_per_s = grid.px_per_mm_y, (box.x1 - box.x0) / (box.t1_s - box.t0_s)
+        for x in crossed_columns(runs, choice, through_mm * ppm, CROSS_LEVEL_MM * ppm,
+                                 max(1, int(CROSS_MAX_S * px_per_s))):
+            choice[x] = None
     return (y0, y1, x0, x1), runs, choice
 
 
@@ -497,7 +540,7 @@ def read_traces(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, cover: np.
                 keep_apex: bool = False, paths: dict | None = None,
                 path_cost: np.ndarray | None = None, own_row: bool = False,
                 marks: dict | None = None, margin_px: float = 1.0,
-                split_strokes: bool = False) -> tuple[np.ndarray, dict]:
+                split_strokes: bool = False, through_mm: float = 0.0) -> tuple[np.ndarray, dict]:
     """``(signal, traces)``: every panel of ``lay`` read from ``mask`` with pen coverage
     ``cover`` (0..1 per px); ``signal`` is ``(round(fs * duration_s), 12)`` mV, NaN where no
     panel shows a lead, ``traces`` the points found per panel index (``keep_apex``: see
@@ -505,7 +548,7 @@ def read_traces(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, cover: np.
     holds one and filled where not, so that readings with other coverages reuse them;
     ``path_cost`` and ``own_row``: see ``panel_path``; ``marks``: ``{panel index: [(left,
     right), ...]}`` px ranges whose points are dropped, see ``drop_ticks``; ``split_strokes``: see
-    ``extract_panel``)."""
+    ``extract_panel``; ``through_mm``: see ``panel_path``)."""
     n = int(round(fs * duration_s))
     signal = np.full((n, len(LEAD_NAMES)), np.nan)
     traces = {}
@@ -515,7 +558,7 @@ def read_traces(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, cover: np.
     for i in order:
         box = lay.panels[i]
         if i not in paths:
-            paths[i] = panel_path(mask, box, grid, path_cost, own_row)
+            paths[i] = panel_path(mask, box, grid, path_cost, own_row, through_mm)
         pts = extract_panel(mask, box, grid, pen, cover, keep_apex, paths[i], split_strokes)
         pts = drop_ticks(pts, box, lay, (marks or {}).get(i, ()), margin_px)
         traces[i] = pts
@@ -532,8 +575,8 @@ def read_traces_choosing(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, c
                          fs: float, duration_s: float, paper: PaperConfig,
                          keep_apex: bool = False, path_cost: np.ndarray | None = None,
                          own_row: bool = False, marks: dict | None = None,
-                         margin_px: float = 1.0,
-                         split_strokes: bool = False) -> tuple[np.ndarray, dict, dict]:
+                         margin_px: float = 1.0, split_strokes: bool = False,
+                         through_mm: float = 0.0) -> tuple[np.ndarray, dict, dict]:
     """``read_traces`` with one coverage array, or with each of a ``{name: coverage}`` dict,
     keeping the reading whose limb leads obey Einthoven's law best (``orient.lead_consistency``;
     the first on a tie or where no relation can be judged). Different estimates of the pen's
@@ -543,14 +586,15 @@ def read_traces_choosing(mask: np.ndarray, lay, grid: pp.GridInfo, pen: float, c
     if not isinstance(covers, dict):
         return (*read_traces(mask, lay, grid, pen, covers, fs, duration_s, paper, keep_apex,
                              path_cost=path_cost, own_row=own_row, marks=marks,
-                             margin_px=margin_px, split_strokes=split_strokes), {})
+                             margin_px=margin_px, split_strokes=split_strokes,
+                             through_mm=through_mm), {})
     best, scores = None, {}
     paths: dict = {}      # the trace's path through the mask's runs: the same for every coverage
     for name, cover in covers.items():
         signal, traces = read_traces(mask, lay, grid, pen, cover, fs, duration_s, paper, keep_apex,
                                      paths=paths, path_cost=path_cost, own_row=own_row,
                                      marks=marks, margin_px=margin_px,
-                                     split_strokes=split_strokes)
+                                     split_strokes=split_strokes, through_mm=through_mm)
         score = lead_consistency(signal, fs)
         scores[name] = None if score is None else round(score, 4)
         value = -np.inf if score is None else score
@@ -593,7 +637,8 @@ def digitize_straightened(upright: np.ndarray, skew: float, dark: np.ndarray,
     marks = edge_marks(lay, find_bars(readout, lay, grid, cfg)) if cfg.edge_marks else None
     signal, traces, extra = read_traces_choosing(readout, lay, grid, pen, covers, fs, duration_s,
                                                  paper, cfg.keep_apex, cost, cfg.own_row,
-                                                 marks, cfg.sep_margin_px, cfg.split_strokes)
+                                                 marks, cfg.sep_margin_px, cfg.split_strokes,
+                                                 cfg.through_mm)
     return Reading(signal=signal, fs=float(fs), lead_names=LEAD_NAMES, method=ClassicalDigitizer.name,
                    skew_deg=skew, grid=grid, layout=lay, upright=upright, traces=traces, extra=extra)
 

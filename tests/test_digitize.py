@@ -127,6 +127,37 @@ def test_a_path_that_followed_the_next_rows_trace_is_followed_again_on_its_own_r
     assert runs[62][once[62]][1] == 169
 
 
+def test_another_rows_stroke_crossing_a_trace_is_not_read_as_its_own():
+    # A flat trace at y = 99..101 in a box 0..200 (8 px/mm, 0.8 s over 159 px, as 25 mm/s
+    # prints it): another row's spike, a line 2 columns wide, crosses it at x = 80..81 from
+    # y = 5 to y = 195.
+    mask = np.zeros((201, 160), bool)
+    mask[99:102, :] = True
+    crossed = mask.copy()
+    crossed[5:196, 80:82] = True
+    box = pp.PanelBox(lead="II", row=1, col=0, rhythm=False, t0_s=0.0, t1_s=0.8, x0=0.0,
+                      x1=159.0, y0=0.0, y1=200.0, baseline_y=100.0)
+    grid = type("G", (), {"px_per_mm_y": 8.0})()
+    _, runs, taken = dg.panel_path(crossed, box, grid)
+    assert runs[80][taken[80]].tolist() == [5, 195]             # the plain path takes the line
+    _, runs, kept = dg.panel_path(crossed, box, grid, through_mm=1.5)
+    assert kept[80] is None and kept[81] is None                 # read across from either side
+    assert all(runs[x][kept[x]].tolist() == [99, 101] for x in range(160) if x not in (80, 81))
+    assert dg.crossed_columns(runs, kept, 12.0, 8.0, 3) == []
+    # The trace's own QRS leaves its level on one side first: its columns are all read.
+    qrs = mask.copy()
+    qrs[20:102, 80] = True          # Q-less upstroke to R at y = 20
+    qrs[20:180, 81] = True          # R down to S at y = 180
+    qrs[99:180, 82] = True          # S back up to the 0 mV line
+    _, runs, own = dg.panel_path(qrs, box, grid, through_mm=1.5)
+    assert [runs[x][own[x]].tolist() for x in (80, 81, 82)] == [[20, 101], [20, 179], [99, 179]]
+    # A stroke wider than CROSS_MAX_S (0.03 s, 5 columns here) is not taken for a crossing.
+    wide = mask.copy()
+    wide[5:196, 80:86] = True
+    _, runs, wide_path = dg.panel_path(wide, box, grid, through_mm=1.5)
+    assert wide_path[80] is not None
+
+
 def test_trace_points_are_sub_pixel_with_ink_coverage():
     # A flat anti-aliased pen 2 px thick centred at y = 50.3: rows 49 (0.2), 50, 51 (0.8) inked.
     cover = np.zeros((100, 20), np.float32)
@@ -172,7 +203,8 @@ def test_of_several_coverages_the_reading_with_the_most_consistent_limb_leads_is
     lead_i, lead_iii = np.sin(t), np.cos(3 * t)
 
     def fake_read(mask, lay, grid, pen, cover, fs, duration_s, paper, keep_apex=False, paths=None,
-                  path_cost=None, own_row=False, marks=None, margin_px=1.0, split_strokes=False):
+                  path_cost=None, own_row=False, marks=None, margin_px=1.0, split_strokes=False,
+                  through_mm=0.0):
         signal = np.full((5000, 12), np.nan)
         if cover != "c":
             signal[:1250, LEAD_INDEX["I"]] = lead_i
