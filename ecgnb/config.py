@@ -423,6 +423,13 @@ class TraceReadConfig:
                                       # better on the reference val pages, worse on their B/W copies)
     vote_share: float = 0.1           # share of a colour-rule ink blob the network must mark for
                                       # the whole blob to be kept (its stretches on grid lines too)
+    solid_mm: float = 2.0             # mm: a colour-rule ink area solid over a square of this
+                                      # side (holes of a pixel filled) is a shadow or a stain, not
+                                      # ink, and is not voted in with the trace it touches (0: off;
+                                      # trace_reader.voted_ink). A dark blob joined to a row's
+                                      # trace made its path zigzag through the blob. eik-dev
+                                      # aligned dB 12.63 without, 12.73 with; reference val and
+                                      # photos-dev unchanged (17.19, 6.53)
     coverage: str = "choose"          # the pen's coverage per px the read-out centres on: "network"
                                       # (its probability turned back into coverage), "darkness" (the
                                       # page's own, inside the network's mask) or "choose": read with

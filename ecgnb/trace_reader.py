@@ -8,7 +8,8 @@ keeps that reading when it is confident and its limb leads agree, else also read
 way and keeps the more credible of the two (``ecgnb.orient.most_credible``).
 
 The ink is the network's (probability above ``TraceReadConfig.threshold``), joined by every
-blob of the colour rules' ink that the network marks in part (``voted_ink``): a trace's flat
+blob of the colour rules' ink that the network marks in part (``voted_ink``; not a solid
+shadow or stain joined to it, ``TraceReadConfig.solid_mm``): a trace's flat
 stretch lying on a grid line, which a network that has learnt "long straight lines are grid"
 may drop, is kept with the rest of its blob, and labels, text and grid the network rejects go.
 Where the colour rules see no grid, or a grid as dark as the trace (a black-grid copy), the
@@ -44,9 +45,16 @@ from .rectify import find_page
 from .trace_net import coverage_from_probability, inference_copy, load_trace_net, trace_probability
 
 
-def voted_ink(base: np.ndarray, net: np.ndarray, share: float) -> np.ndarray:
+def voted_ink(base: np.ndarray, net: np.ndarray, share: float, solid_px: int = 0) -> np.ndarray:
     """``net`` plus every 8-connected blob of ``base`` (both ``(H, W)`` bool) whose pixels are
-    at least ``share`` in ``net``."""
+    at least ``share`` in ``net``; ``solid_px`` >= 2: without the solid areas of ``base`` (where
+    a square of that side fits once its one-pixel holes are filled) that the network does not
+    mark: a shadow or a stain joined to the trace, whose path would zigzag through it."""
+    if solid_px >= 2:
+        kernel = np.ones((solid_px | 1, solid_px | 1), np.uint8)   # odd: an even one shifts
+        filled = cv2.morphologyEx(base.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+        solid = cv2.morphologyEx(filled, cv2.MORPH_OPEN, kernel).astype(bool)
+        base = base & ~(solid & ~net)
     n, labels = cv2.connectedComponents(base.astype(np.uint8), connectivity=8)
     size = np.bincount(labels.ravel(), minlength=n)
     marked = np.bincount(labels[net].ravel(), minlength=n)
@@ -165,7 +173,8 @@ class TraceNetDigitizer(RectifiedDigitizer):
                 base = None     # the colour rules would keep the grid lines the trace touches
             else:
                 base = pp.remove_grid(upright, grid, dark=dark, cfg=options.preprocess)
-            return net if base is None else voted_ink(base, net, self.ink.vote_share)
+            solid = int(round(self.ink.solid_mm * grid.px_per_mm))
+            return net if base is None else voted_ink(base, net, self.ink.vote_share, solid)
 
         def coverage(upright, dark, mask):
             found = {"darkness": lambda: ink_coverage(dark, mask),

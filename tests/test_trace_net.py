@@ -290,6 +290,27 @@ def test_voted_ink_keeps_whole_blobs_the_network_marks_in_part():
     assert not voted_ink(base, net, share=0.5)[1, 3:10].any()   # too little of it marked
 
 
+def test_voted_ink_leaves_out_a_solid_shadow_joined_to_the_trace():
+    from ecgnb.trace_reader import voted_ink
+
+    base = np.zeros((60, 400), bool)
+    base[29:32, :] = True         # the trace, all of it marked but where the shadow covers it
+    base[10:50, 30:60] = True     # a dark shadow the colour rules take for ink, joined to it
+    net = base.copy()
+    net[:, 30:60] = False
+    kept = voted_ink(base, net, share=0.1)
+    assert kept[10:50, 30:60].all()     # the joined blob is marked enough: all of it voted in
+    cut = voted_ink(base, net, share=0.1, solid_px=8)
+    assert not cut[10:50, 30:60].any() and cut[29:32, :30].all() and cut[29:32, 60:].all()
+    # Lines never hold a solid square: a 1 mm grid of 1 px lines (8 px/mm) with a 2 mm square
+    # is voted as without it.
+    lines = np.zeros((80, 160), bool)
+    lines[::8, :] = lines[:, ::8] = True
+    net = np.zeros_like(lines)
+    net[::8, :80] = True
+    assert (voted_ink(lines, net, 0.1, solid_px=16) == voted_ink(lines, net, 0.1)).all()
+
+
 @pytest.mark.skipif(not DEFAULT_CHECKPOINT.exists(), reason=f"{DEFAULT_CHECKPOINT} not committed")
 def test_the_committed_network_reads_a_clean_page_and_a_black_grid_copy(rendered):
     from ecgnb import digitize
