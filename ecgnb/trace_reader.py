@@ -23,6 +23,8 @@ gaps under ``TraceReadConfig.bridge_mm`` filled (``bridged``: a thin, steep QRS 
 network marks in pieces is read whole, not cut at its first break). A narrow apex keeps its
 column point, the rows' calibration pulses agree on one height, a panel's path keeps to its
 own row and separator bars at the panels' edges are not read as trace (``with_reader_settings``).
+A page on which no grid is found is read again at the scale of its own calibration pulses
+(``ecgnb.scale.rescaled_reading``): a gridless scan at 300 dpi is not read as a 200-dpi page.
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ from .reading import Reading, ReadOptions
 from .grid import grey_grid
 from .rectified import RectifiedDigitizer, black_grid, darkness_ink
 from .rectify import find_page
+from .scale import rescaled_reading
 from .trace_net import coverage_from_probability, inference_copy, load_trace_net, trace_probability
 
 
@@ -212,22 +215,29 @@ class TraceNetDigitizer(RectifiedDigitizer):
         return orient.most_credible([(g, reads[g]) for g in order], "geometry")
 
     def read(self, image: np.ndarray, options: ReadOptions = ReadOptions()) -> Reading:
-        """Digitize one RGB page ``(H, W, 3)`` uint8: ``(round(fs * duration_s), 12)`` mV."""
+        """Digitize one RGB page ``(H, W, 3)`` uint8: ``(round(fs * duration_s), 12)`` mV; a page
+        without a grid is read at the scale of its calibration pulses (``ecgnb.scale``)."""
         check_rgb(image)
         split = self.ink.split_strokes == "always" or (self.ink.split_strokes == "grey"
                                                       and not is_binary(image))
         options = with_reader_settings(options, split_strokes=split)
-        tried, self._seen = None, []
+        self._seen = []
         try:
-            if self.geometry == "auto":
-                reading, geometry, tried = self._auto(image, options)
-            elif self.geometry == "flatten":
-                reading, geometry = super().read(image, options), "flatten"
-            else:
-                reading, geometry = self.read_as_given(image, options), "straighten"
+            return rescaled_reading(lambda page: self._read_once(page, options), image,
+                                    options.paper, options.preprocess, options.duration_s)
         finally:
             if not self.keep_probability:   # a page's probability is not kept past its reading
                 self._seen = []
+
+    def _read_once(self, image: np.ndarray, options: ReadOptions) -> Reading:
+        """One reading of ``image`` in the digitizer's geometry, as it is (no rescaling)."""
+        tried = None
+        if self.geometry == "auto":
+            reading, geometry, tried = self._auto(image, options)
+        elif self.geometry == "flatten":
+            reading, geometry = super().read(image, options), "flatten"
+        else:
+            reading, geometry = self.read_as_given(image, options), "straighten"
         reading.method = self.name
         reading.extra["geometry"] = geometry
         if tried is not None:
