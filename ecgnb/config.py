@@ -448,6 +448,9 @@ class TraceReadConfig:
                                       # 0 mV line, kept with the trace's blob, carried the path past
                                       # deep S waves on printed photos. Reference val pages, aligned
                                       # / unaligned dB: 16.15 / 14.13 without, 16.19 / 14.17 with
+    gridless_scale: bool = True       # a page with no grid found is read again at the scale of its
+                                      # calibration pulses (ecgnb.scale; off: at the profile's dpi).
+                                      # See reports/benchmarks/gridless.md
     split_strokes: str = "grey"       # where steep QRS strokes are read finer
                                       # (PreprocessConfig.split_strokes): "grey" on pages with grey
                                       # levels (not on a black-and-white-only page, whose ink edges

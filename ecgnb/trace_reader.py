@@ -223,6 +223,8 @@ class TraceNetDigitizer(RectifiedDigitizer):
         options = with_reader_settings(options, split_strokes=split)
         self._seen = []
         try:
+            if not self.ink.gridless_scale:
+                return self._read_once(image, options)
             return rescaled_reading(lambda page: self._read_once(page, options), image,
                                     options.paper, options.preprocess, options.duration_s)
         finally:
