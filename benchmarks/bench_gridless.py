@@ -30,10 +30,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from ecgnb import digitizers, report  # noqa: E402
+from ecgnb import digitizers, evaluate, report  # noqa: E402
 from ecgnb.config import StyleConfig, TraceReadConfig, get_profile  # noqa: E402
 from ecgnb.dataset import page_rng  # noqa: E402
-from ecgnb.metrics import record_metrics  # noqa: E402
 from ecgnb.reading import ReadOptions  # noqa: E402
 from ecgnb.render import masked_signal, render_page  # noqa: E402
 from make_photo_pages import split_records  # noqa: E402
@@ -43,17 +42,17 @@ OUT = ROOT / "reports" / "benchmarks"
 
 def score_page(reader, image: np.ndarray, signal: np.ndarray, fs: float, options: ReadOptions,
                true_ppm: float) -> dict:
-    """Mean aligned / unaligned SNR (dB) of one page, whether it was refused, and the scale
-    the reading used against the true one (%)."""
-    try:
-        reading = reader.read(image, options)
-    except ValueError:
-        return {"snr_db": 0.0, "snr_db_unaligned": 0.0, "refused": 1, "scale_error_pct": np.nan}
-    scores = record_metrics(signal, reading.signal, fs).replace([np.inf, -np.inf], np.nan)
-    used = reading.extra.get("rescaled", {}).get("px_per_mm", options.paper.px_per_mm)
-    return {"snr_db": float(scores["snr_db"].mean()),
-            "snr_db_unaligned": float(scores["snr_db_unaligned"].mean()), "refused": 0,
-            "scale_error_pct": 100.0 * (used / true_ppm - 1.0)}
+    """Mean aligned / unaligned SNR (dB) of one page (``evaluate.score_page``: a refused page
+    scores 0 dB), whether it was refused, and the scale the reading used against the true one (%)."""
+    readings = []
+    table = evaluate.score_page(lambda page: readings.append(reader.read(page, options)) or readings[-1],
+                                image, signal, fs).replace([np.inf, -np.inf], np.nan)
+    refused = bool(table["error"].iloc[0])
+    used = readings[-1].extra.get("rescaled", {}).get("px_per_mm", options.paper.px_per_mm) \
+        if readings else np.nan
+    return {"snr_db": float(table["snr_db"].mean()),
+            "snr_db_unaligned": float(table["snr_db_unaligned"].mean()), "refused": int(refused),
+            "scale_error_pct": np.nan if refused else 100.0 * (used / true_ppm - 1.0)}
 
 
 def main(argv: list[str] | None = None) -> int:

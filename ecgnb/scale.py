@@ -1,4 +1,4 @@
-"""The page's scale where no grid shows: from its calibration pulses, else from its width.
+"""The page's scale where no grid shows: from its calibration pulses, its rows' length or its width.
 
 A page without a grid (printed gridless, or a photocopy that dropped a light grid) gives the
 reader no px/mm, and ``ecgnb.grid.detect_grid`` assumes the profile's dpi (200). A scan at
@@ -26,7 +26,7 @@ PULSES_MIN = 2          # pulses that must agree before their height sets the sc
 PULSE_AGREE = 0.04      # ... within this share of their median height
 SCALE_TOL = 0.01        # a scale within 1 % of the assumed one is read as it is
 SCALE_RANGE = (0.25, 4.0)   # the resize factors considered (50 to 800 dpi for a 200-dpi profile)
-REREADS = 2             # resized readings at most (a width guess, then its pulses)
+REREADS = 2             # resized readings at most (a rows' length guess, then its pulses)
 
 
 def pulse_px_per_mm(reading: Reading, paper: PaperConfig = PaperConfig(),
@@ -72,9 +72,8 @@ def rescaled_reading(read: Callable[[np.ndarray], Reading], image: np.ndarray,
                      cfg: PreprocessConfig = PreprocessConfig(), duration_s: float = 10.0) -> Reading:
     """``read(image)``; where that reading found no grid and the page's own scale (its pulses,
     ``pulse_px_per_mm``; without pulses, its rows' length, ``rows_px_per_mm``, else its width,
-    ``width_px_per_mm``) differs from the
-    assumed ``paper.px_per_mm`` by more than ``SCALE_TOL``, ``read`` of the image resized to the
-    assumed scale; once more where the resized page's pulses still disagree (a rows' length
+    ``width_px_per_mm``) differs from the assumed ``paper.px_per_mm`` by more than
+    ``SCALE_TOL``, ``read`` of the image resized to the assumed scale; once more where the resized page's pulses still disagree (a rows' length
     guess is refined by the pulses it lets the reader find). A resized reading is kept unless its
     ``orient.judge`` score is lower than the first's by more than ``orient.PREFER_AS_GIVEN``
     (or it fails); its px (``upright``, traces) refer to the resized page, and its notes say so."""
