@@ -29,13 +29,11 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 from ecgnb import digitizers, evaluate, report  # noqa: E402
 from ecgnb.config import StyleConfig, TraceReadConfig, get_profile  # noqa: E402
-from ecgnb.dataset import page_rng  # noqa: E402
 from ecgnb.reading import ReadOptions  # noqa: E402
 from ecgnb.render import masked_signal, render_page  # noqa: E402
-from make_photo_pages import split_records  # noqa: E402
+from ecgnb.dataset import page_rng, split_records  # noqa: E402
 
 OUT = ROOT / "reports" / "benchmarks"
 
@@ -63,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     profile = get_profile(args.profile)
-    records = split_records(profile, "test")[:args.n]
+    records = split_records(profile, "test", log=lambda msg: print(msg, file=sys.stderr))[:args.n]
     if not records:
         raise SystemExit(f"profile {args.profile} has no test records")
     readers = {on: digitizers.get("trace_net", ink=TraceReadConfig(gridless_scale=on))

@@ -1,7 +1,7 @@
-"""Two trace-network checkpoints read by the same reader, on our own sets and the shared ones.
+"""Trace-network checkpoints read by the same reader, on our own sets and the shared ones.
 
     .venv/bin/python benchmarks/bench_trace_checkpoints.py
-        [--checkpoints models/trace_net_reference.pt models/trace_net.pt]
+        [--checkpoints models/trace_net_reference.pt models/trace_net_photo.pt models/trace_net.pt]
         [--photos-folder <tree>/data/quick-photos]
 
 Reads with ``--method trace_net`` and each checkpoint: the reference val split (where settings
@@ -25,7 +25,7 @@ from ecgnb import evaluate, paths, report  # noqa: E402
 from ecgnb.config import get_profile  # noqa: E402
 
 OUT = ROOT / "reports" / "benchmarks"
-DEFAULT_CHECKPOINTS = ("models/trace_net_reference.pt", "models/trace_net.pt")
+DEFAULT_CHECKPOINTS = ("models/trace_net_reference.pt", "models/trace_net_photo.pt", "models/trace_net.pt")
 KINDS = {"photo": "photos", "photocopy": "photocopies", "print": "prints"}   # set names
 
 

@@ -46,16 +46,9 @@ sys.path.insert(0, str(ROOT))
 
 from ecgnb import io, paths  # noqa: E402
 from ecgnb.config import CopyConfig, StyleConfig, StyleRangeConfig, get_profile  # noqa: E402
-from ecgnb.dataset import assign_splits, collect_sources, page_rng, swap_in  # noqa: E402
+from ecgnb.dataset import page_rng, split_records, swap_in  # noqa: E402
 from ecgnb.photo import PRESETS, photocopy, photograph  # noqa: E402
 from ecgnb.render import masked_signal, random_style, render_page  # noqa: E402
-
-
-def split_records(profile, split: str = "test") -> list:
-    """The profile's source records of one split, sorted by name."""
-    records = collect_sources(profile, log=lambda msg: print(msg, file=sys.stderr))
-    splits = assign_splits(records, profile.data.split, profile.seed)
-    return sorted((r for r in records if splits[r.name] == split), key=lambda r: r.name)
 
 
 def make_pages(profile, records: list, n: int, out_dir: Path, preset: str, bw: bool,
@@ -113,7 +106,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     seed = profile.seed if args.seed is None else args.seed
     out_dir = Path(args.out or paths.data_dir(f"{args.profile}-photos")).resolve()
     start = time.perf_counter()
-    records = split_records(profile, args.split)
+    records = split_records(profile, args.split, log=lambda msg: print(msg, file=sys.stderr))
     if not records:
         raise SystemExit(f"profile {args.profile} has no {args.split} records")
     sources_s = time.perf_counter() - start

@@ -3,8 +3,12 @@
     python benchmarks/train_trace_net.py --profile reference --preset reference --publish
     python benchmarks/train_trace_net.py --profile reference --preset photo --publish
 
+    python benchmarks/train_trace_net.py --profile reference --preset styles --publish
+
 (the second fine-tunes the first's network, kept as ``models/trace_net_reference.pt``, with
-photographed twins of train pages: ``TraceNetConfig.photo_pages``)
+photographed twins of train pages: ``TraceNetConfig.photo_pages``; the third fine-tunes the
+second's, kept as ``models/trace_net_photo.pt``, with train records printed in random styles
+as well: ``TraceNetConfig.style_pages``)
 
 reads the train and val pages of ``data/<profile>`` (built by notebook 01; ``ECGNB_OUTPUT_ROOT``
 may point at another tree holding them), trains in ``models/<profile>/trace_net/`` (resumable:
@@ -44,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = args.run_dir or paths.models_dir(args.profile) / "trace_net"
     t0 = time.monotonic()
     train = load_pages(args.profile, "train", args.train_limit, progress=True, soft=cfg.soft_target,
-                       photos=cfg.photo_pages, seed=cfg.seed)
+                       photos=cfg.photo_pages, seed=cfg.seed, styles=cfg.style_pages,
+                       style_photo_share=cfg.style_photo_share)
     val = load_pages(args.profile, "val", cfg.val_pages, progress=True, soft=cfg.soft_target)
     print(f"{len(train)} train and {len(val)} val pages loaded in {time.monotonic() - t0:.0f} s")
     row = train_trace_net(train, val, cfg, run_dir, resume=not args.fresh)

@@ -397,6 +397,12 @@ class TraceNetConfig:
     photo_pages: int = 0              # train pages that also get a photographed twin
                                       # (``trace_train.photo_look``: the print as a phone photo
                                       # shows it, mapped back onto the page's pixels)
+    style_pages: int = 0              # extra train pages: train-split records printed in a random
+                                      # style (``render.random_style``: grid colour, line widths,
+                                      # trace colour and width 0.1-0.6 mm, fonts, labels), which
+                                      # the dataset's pages (the study's one style) never show
+    style_photo_share: float = 0.5    # share of those styled pages that are also photographed
+                                      # (``trace_train.photo_look``) instead of kept as printed
     init_from: str = ""               # checkpoint whose weights a fresh run starts from ("":
                                       # random), relative to the repository root
     scale_range: tuple[float, float] = (0.8, 1.25)  # patch rescaling: pages not exactly 200 dpi
@@ -467,6 +473,10 @@ TRACE_NET_PRESETS: dict[str, TraceNetConfig] = {
     # The reference network fine-tuned with photographed twins of 100 train pages.
     "photo": TraceNetConfig(photo_pages=100, init_from="models/trace_net_reference.pt", steps=900,
                             lr=1e-3, time_budget_s=1800.0),
+    # The photo network (kept as ``models/trace_net_photo.pt``) fine-tuned further with 200
+    # train records printed in random styles, half of them photographed.
+    "styles": TraceNetConfig(photo_pages=100, style_pages=200, init_from="models/trace_net_photo.pt",
+                             steps=1200, lr=1e-3, time_budget_s=1800.0),
 }
 
 

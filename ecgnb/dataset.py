@@ -98,6 +98,13 @@ def assign_splits(records: list[SourceRecord], fractions: tuple[float, float, fl
     return out
 
 
+def split_records(profile: Profile, split: str, log=print) -> list[SourceRecord]:
+    """The profile's source records of one split (``assign_splits``), sorted by name."""
+    records = collect_sources(profile, log=log)
+    splits = assign_splits(records, profile.data.split, profile.seed)
+    return sorted((r for r in records if splits[r.name] == split), key=lambda r: r.name)
+
+
 def page_name(record: str, severity: float) -> str:
     """File stem of a page: record name and severity in percent (``syn00003_s050``)."""
     return f"{record}_s{int(round(severity * 100)):03d}"

@@ -7,7 +7,8 @@ and JPEG, for some a trace printed lighter than its grid (``fade_trace``) or a c
 dark band (``dark_band``), on top of the severity artefacts the pages already carry. Some
 train pages may also get a photographed twin (``photo_look``, ``TraceNetConfig.photo_pages``):
 the print as a phone photo shows it, mapped back onto the page's own pixels, so the same target
-fits it. A run may start from another network's weights (``TraceNetConfig.init_from``). The
+fits it; and train records may be printed again in random styles (``styled_pages``,
+``TraceNetConfig.style_pages``), some of them photographed. A run may start from another network's weights (``TraceNetConfig.init_from``). The
 target is the pen's coverage of each pixel (``trace_net.trace_coverage``; its 0/1 footprint where
 ``TraceNetConfig.soft_target`` is off). Loss: class-weighted BCE plus soft Dice.
 
@@ -28,13 +29,14 @@ import torch
 from torch import nn
 
 from . import io, paths
-from .config import TraceNetConfig
-from .dataset import load_index
+from .config import StyleRangeConfig, TraceNetConfig, get_profile
+from .dataset import load_index, page_rng, split_records
 from .errors import MissingInputError
 from .trace_net import make_model, to_input, trace_coverage, trace_target
 from .augment import _hue_rotation
 from .photo import PRESETS, photograph, to_photo
 from .rectify import dense_map
+from .render import random_style, render_page
 from .train import save_atomic, write_log
 
 LOG_COLUMNS = ("step", "seconds", "lr", "train_loss", "val_loss", "val_f1", "val_precision",
@@ -83,10 +85,11 @@ def photo_look(image: np.ndarray, truth: dict, rng: np.random.Generator) -> np.n
 
 def load_pages(profile: str, split: str, limit: int | None = None, data_dir: Path | None = None,
                progress: bool = False, soft: bool = True, photos: int = 0,
-               seed: int = 0) -> list[TrainPage]:
+               seed: int = 0, styles: int = 0, style_photo_share: float = 0.5) -> list[TrainPage]:
     """The ``split`` pages of a built dataset with their trace targets (``limit`` of them,
     spread evenly over the index; ``soft``: see ``train_page``), plus a photographed twin
-    (``photo_look``, seeded by ``seed``) of ``photos`` clean pages spread evenly over them."""
+    (``photo_look``, seeded by ``seed``) of ``photos`` clean pages spread evenly over them,
+    plus ``styles`` pages of the split's records printed in random styles (``styled_pages``)."""
     root = Path(data_dir or paths.data_dir(profile))
     index = load_index(profile, root)
     rows = index[index["split"] == split]
@@ -99,7 +102,38 @@ def load_pages(profile: str, split: str, limit: int | None = None, data_dir: Pat
         pages.append(train_page(row.page, *_read_page(root, row), soft))
         if progress and (k % 50 == 0 or k == len(rows)):
             print(f"  loaded {k}/{len(rows)} {split} pages", flush=True)
-    return pages + _photo_twins(root, rows, photos, seed, soft, progress)
+    pages += _photo_twins(root, rows, photos, seed, soft, progress)
+    return pages + styled_pages(profile, split, styles, style_photo_share, seed, soft, progress)
+
+
+def styled_pages(profile: str, split: str, n: int, photo_share: float = 0.5, seed: int = 0,
+                 soft: bool = True, progress: bool = False) -> list[TrainPage]:
+    """``n`` pages of the profile's ``split`` records (cycled, spread over them) printed in a
+    random style (``render.random_style`` of the default ``StyleRangeConfig``: grid colour and
+    line widths, paper tint, trace colour and width, fonts, labels, header), the first
+    ``photo_share`` of them photographed (``photo_look``). The dataset's own pages all show the
+    study's one style (a 0.25 mm trace over thinner grid lines), so a network trained on them
+    alone takes a thin trace's flat stretch for a grid line."""
+    if n <= 0:
+        return []
+    prof = get_profile(profile)
+    records = split_records(prof, split, log=lambda msg: None)
+    if not records:
+        raise MissingInputError(f"profile {profile} has no {split} records to print in styles")
+    picks = np.linspace(0, len(records) - 1, n).round().astype(int)
+    n_photo = int(round(photo_share * n))
+    out = []
+    for k, i in enumerate(picks):
+        record, name = records[i], f"{records[i].name}_style{k:03d}"
+        rng = page_rng(seed, name)
+        image, truth = render_page(record.signal, record.fs, prof.paper, rng,
+                                   style=random_style(rng, StyleRangeConfig()))
+        if k < n_photo:
+            image = photo_look(image, truth, rng)
+        out.append(train_page(name, image, truth, soft))
+        if progress and ((k + 1) % 25 == 0 or k + 1 == n):
+            print(f"  printed {k + 1}/{n} pages in random styles", flush=True)
+    return out
 
 
 def _read_page(root: Path, row) -> tuple[np.ndarray, dict]:
