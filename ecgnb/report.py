@@ -161,15 +161,18 @@ def trace_net_table(reports_root: Path) -> str:
 
 
 def trace_checkpoints_table(reports_root: Path) -> str:
-    """The trace network before and after its fine-tuning on photographed pages
-    (``benchmarks/trace_checkpoints.md``, written by ``bench_trace_checkpoints.py``)."""
+    """The trace network at each stage of its training: from scratch, fine-tuned on
+    photographed pages, then on printed styles (``benchmarks/trace_checkpoints.md``, written
+    by ``bench_trace_checkpoints.py``)."""
     return benchmark_table(reports_root, "trace_checkpoints", (
-        "**The trace network before and after its fine-tuning on photographed twins of train "
-        "pages** (`reports/benchmarks/trace_checkpoints.md`, made by `python benchmarks/"
-        "bench_trace_checkpoints.py`): the same reader with `models/trace_net_reference.pt` "
-        "(trained from scratch) and `models/trace_net.pt` (that network fine-tuned, "
-        "`train_trace_net.py --preset photo`), on the reference val split, the simulated "
-        "photos, photocopies and prints, eik-dev and photos-dev (a refused page scores 0 dB)."))
+        "**The trace network at each stage of its training** (`reports/benchmarks/"
+        "trace_checkpoints.md`, made by `python benchmarks/bench_trace_checkpoints.py`): the same "
+        "reader with `models/trace_net_reference.pt` (trained from scratch), "
+        "`models/trace_net_photo.pt` (that network fine-tuned with photographed twins of train "
+        "pages, `train_trace_net.py --preset photo`) and `models/trace_net.pt` (that one "
+        "fine-tuned again with train records printed in random styles, `--preset styles`), on "
+        "the reference val split, the simulated photos, photocopies and prints, eik-dev and "
+        "photos-dev (a refused page scores 0 dB)."))
 
 
 def front_mismatch(reports_root: Path, digits: int = 2) -> str:
