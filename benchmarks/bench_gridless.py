@@ -31,9 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from ecgnb import digitizers, evaluate, report  # noqa: E402
 from ecgnb.config import StyleConfig, TraceReadConfig, get_profile  # noqa: E402
+from ecgnb.dataset import page_rng, split_records  # noqa: E402
 from ecgnb.reading import ReadOptions  # noqa: E402
 from ecgnb.render import masked_signal, render_page  # noqa: E402
-from ecgnb.dataset import page_rng, split_records  # noqa: E402
 
 OUT = ROOT / "reports" / "benchmarks"
 

@@ -8,9 +8,10 @@ dark band (``dark_band``), on top of the severity artefacts the pages already ca
 train pages may also get a photographed twin (``photo_look``, ``TraceNetConfig.photo_pages``):
 the print as a phone photo shows it, mapped back onto the page's own pixels, so the same target
 fits it; and train records may be printed again in random styles (``styled_pages``,
-``TraceNetConfig.style_pages``), some of them photographed. A run may start from another network's weights (``TraceNetConfig.init_from``). The
-target is the pen's coverage of each pixel (``trace_net.trace_coverage``; its 0/1 footprint where
-``TraceNetConfig.soft_target`` is off). Loss: class-weighted BCE plus soft Dice.
+``TraceNetConfig.style_pages``), some of them photographed. A run may start from another
+network's weights (``TraceNetConfig.init_from``). The target is the pen's coverage of each
+pixel (``trace_net.trace_coverage``; its 0/1 footprint where ``TraceNetConfig.soft_target`` is
+off). Loss: class-weighted BCE plus soft Dice.
 
 ``train_trace_net`` runs for ``steps`` or ``time_budget_s``, validates on fixed val-split
 patches every ``val_every`` steps, and keeps ``last.pt`` (resumable, sampler state included)
