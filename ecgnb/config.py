@@ -462,6 +462,11 @@ class TraceReadConfig:
                                       # levels (not on a black-and-white-only page, whose ink edges
                                       # give no sub-pixel position), "always" or "never". See
                                       # reports/benchmarks/split_strokes_val*.md
+    lowpass_hz: float = 60.0          # Hz: each lead's reading is low-passed here (zero-phase
+                                      # Butterworth, order 2; 0: off; ``trace_reader.low_passed``).
+                                      # One column of a 200-dpi page is 5 ms: what the read-out
+                                      # adds above ~60 Hz is mostly pen, paper and JPEG jitter.
+                                      # Chosen on val sets only (see ``low_passed``)
 
 
 # Named sizes of the trace network's training: "quick" proves the chain in seconds (tests, CI);

@@ -155,12 +155,15 @@ def run_edges(seg: np.ndarray, cols: np.ndarray, cover: np.ndarray | None
 
     top = a - 0.5 + (1 - at(a)) - at(a - 1)
     bot = b + 0.5 - (1 - at(b)) + at(b + 1)
+    # Running sums down the traced columns only (the same sums as over the whole crop).
+    sub = cover[:, cols]
+    at_col = np.arange(cols.size)
     rows = np.arange(h, dtype=float)[:, None]
-    s0 = np.vstack([np.zeros((1, cover.shape[1])), np.cumsum(cover, axis=0)])
-    s1 = np.vstack([np.zeros((1, cover.shape[1])), np.cumsum(cover * rows, axis=0)])
+    s0 = np.vstack([np.zeros((1, cols.size)), np.cumsum(sub, axis=0)])
+    s1 = np.vstack([np.zeros((1, cols.size)), np.cumsum(sub * rows, axis=0)])
     lo, hi = np.clip(a - 1, 0, h), np.clip(b + 2, 0, h)
-    mass = s0[hi, cols] - s0[lo, cols]
-    centroid = np.where(mass > 1e-6, (s1[hi, cols] - s1[lo, cols]) / np.maximum(mass, 1e-6),
+    mass = s0[hi, at_col] - s0[lo, at_col]
+    centroid = np.where(mass > 1e-6, (s1[hi, at_col] - s1[lo, at_col]) / np.maximum(mass, 1e-6),
                         0.5 * (a + b))
     return top, bot, centroid
 

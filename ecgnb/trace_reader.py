@@ -34,6 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from scipy.signal import butter, filtfilt
 
 from . import orient
 from . import preprocess as pp
@@ -75,6 +76,34 @@ def bridged(mask: np.ndarray, gap_px: int) -> np.ndarray:
     padded = np.pad(mask.astype(np.uint8), ((gap_px, gap_px), (0, 0)))
     closed = cv2.morphologyEx(padded, cv2.MORPH_CLOSE, np.ones((gap_px, 1), np.uint8))
     return closed[gap_px:-gap_px].astype(bool)
+
+
+LOWPASS_ORDER = 2      # Butterworth order of ``low_passed`` (run forwards and backwards)
+
+
+def low_passed(signal: np.ndarray, fs: float, cutoff_hz: float) -> np.ndarray:
+    """``signal`` ``(n, leads)`` mV at ``fs`` Hz, each lead's finite stretches low-passed at
+    ``cutoff_hz`` (zero phase: a Butterworth filter forwards and backwards, so no delay); NaN
+    stays NaN. Unchanged where ``cutoff_hz`` is 0 or not below the Nyquist frequency, and a
+    stretch too short to filter (a few samples) is kept as it is.
+
+    The read-out takes one value per image column (5 ms at 200 dpi); the pen's edges, the
+    paper's texture and JPEG blocks move that value by a fraction of a pixel from column to
+    column, a jitter whose power lies at frequencies where an ECG has little. Reference val
+    pages and simulated val-split photos, photocopies and prints, aligned dB (one reading each,
+    filtered afterwards): see ``reports/benchmarks/lowpass_val.md``."""
+    out = np.array(signal, dtype=float, copy=True)
+    if cutoff_hz <= 0 or cutoff_hz >= fs / 2:
+        return out
+    b, a = butter(LOWPASS_ORDER, cutoff_hz / (fs / 2))
+    pad = 3 * max(len(a), len(b))     # filtfilt's own edge padding needs more samples than this
+    for k in range(out.shape[1]):
+        finite = np.isfinite(out[:, k])
+        edges = np.flatnonzero(np.diff(np.r_[0, finite.astype(np.int8), 0]))
+        for start, stop in zip(edges[::2], edges[1::2]):
+            if stop - start > pad:
+                out[start:stop, k] = filtfilt(b, a, out[start:stop, k])
+    return out
 
 
 GREY_SHARE = 0.01   # a page with fewer of its pixels between black and white than this is binary
@@ -241,6 +270,7 @@ class TraceNetDigitizer(RectifiedDigitizer):
         else:
             reading, geometry = self.read_as_given(image, options), "straighten"
         reading.method = self.name
+        reading.signal = low_passed(reading.signal, reading.fs, self.ink.lowpass_hz)
         reading.extra["geometry"] = geometry
         if tried is not None:
             reading.extra["geometries"] = tried

@@ -21,6 +21,7 @@ from ecgnb.config import get_profile
 from ecgnb.dataset import split_records
 from ecgnb.trace_train import (PatchSampler, _hue_rotate, dark_band, fade_trace, photo_look, random_look, score,
                                styled_pages, train_page, train_trace_net)
+from ecgnb.trace_reader import low_passed
 
 
 @pytest.fixture(scope="module")
@@ -349,6 +350,11 @@ def test_the_committed_network_reads_a_clean_page_and_a_black_grid_copy(rendered
     assert kept == max(clean.extra["coverage_consistency"].values())
     clean_db = _snr(signal, clean.signal)
     assert clean_db > 12, clean_db
+    # The reading is the read-out low-passed at TraceReadConfig.lowpass_hz, nothing else.
+    raw = TraceNetDigitizer(ink=TraceReadConfig(lowpass_hz=0)).read(image)
+    assert not np.allclose(raw.signal, clean.signal, equal_nan=True)
+    np.testing.assert_allclose(clean.signal, low_passed(raw.signal, raw.fs, TraceReadConfig().lowpass_hz),
+                               atol=1e-9)
     # A black-and-white copy: grid lines as black as the trace. The colour rules cannot tell
     # them apart; the network must.
     grey = image.min(axis=2)
@@ -363,6 +369,28 @@ def test_the_committed_network_reads_a_clean_page_and_a_black_grid_copy(rendered
     # at 7.0 dB where the photo network read 8.8, while it reads simulated val-split photocopies
     # of make_photo_pages.py better (9.24 vs 8.17 dB, measured when it was chosen).
     assert copy_db > 6 and copy_db > classical_db + 3, (copy_db, classical_db)
+
+
+def test_low_passed_keeps_slow_waves_and_gaps_and_takes_out_column_jitter():
+    fs, n = 500.0, 1250
+    t = np.arange(n) / fs
+    slow = 0.5 * np.sin(2 * np.pi * 5 * t)                      # mV, a T-wave's pace
+    jitter = 0.02 * np.sin(2 * np.pi * 150 * t)                  # mV, column-to-column noise
+    sig = np.column_stack([slow + jitter, slow]).copy()
+    sig[600:650, :] = np.nan                                     # a gap between panels
+    sig[:3, 1] = [1.0, 2.0, 3.0]                                 # a stretch too short to filter
+    sig[3, 1] = np.nan
+    out = low_passed(sig, fs, 60.0)
+    assert np.array_equal(np.isnan(out), np.isnan(sig))        # gaps stay, nothing is filled
+    assert np.array_equal(out[:3, 1], [1.0, 2.0, 3.0])
+    inner = np.r_[50:550, 700:1200]                              # away from the stretches' ends
+    assert np.max(np.abs(out[inner, 0] - slow[inner])) < 0.002    # jitter gone, no delay
+    assert np.max(np.abs(out[inner, 1] - slow[inner])) < 0.002
+    assert np.array_equal(low_passed(sig, fs, 0), sig, equal_nan=True)        # off
+    assert np.array_equal(low_passed(sig, fs, 250.0), sig, equal_nan=True)    # at Nyquist: off
+    before = sig.copy()
+    low_passed(sig, fs, 60.0)
+    assert np.array_equal(sig, before, equal_nan=True)          # the input is not touched
 
 
 def test_bridged_fills_short_gaps_along_columns_only():
