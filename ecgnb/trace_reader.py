@@ -23,6 +23,8 @@ gaps under ``TraceReadConfig.bridge_mm`` filled (``bridged``: a thin, steep QRS 
 network marks in pieces is read whole, not cut at its first break). A narrow apex keeps its
 column point, the rows' calibration pulses agree on one height, a panel's path keeps to its
 own row and separator bars at the panels' edges are not read as trace (``with_reader_settings``).
+Each lead's reading is low-passed at ``TraceReadConfig.lowpass_hz`` (``low_passed``): the
+column-to-column jitter of the read-out lies above the frequencies an ECG carries most of.
 A page on which no grid is found is read again at the scale of its own calibration pulses
 (``ecgnb.scale.rescaled_reading``): a gridless scan at 300 dpi is not read as a 200-dpi page.
 """
@@ -271,6 +273,7 @@ class TraceNetDigitizer(RectifiedDigitizer):
             reading, geometry = self.read_as_given(image, options), "straighten"
         reading.method = self.name
         reading.signal = low_passed(reading.signal, reading.fs, self.ink.lowpass_hz)
+        reading.extra["lowpass_hz"] = self.ink.lowpass_hz     # in the page's JSON: how it was read
         reading.extra["geometry"] = geometry
         if tried is not None:
             reading.extra["geometries"] = tried

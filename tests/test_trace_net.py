@@ -352,6 +352,7 @@ def test_the_committed_network_reads_a_clean_page_and_a_black_grid_copy(rendered
     assert clean_db > 12, clean_db
     # The reading is the read-out low-passed at TraceReadConfig.lowpass_hz, nothing else.
     raw = TraceNetDigitizer(ink=TraceReadConfig(lowpass_hz=0)).read(image)
+    assert clean.diagnostics()["lowpass_hz"] == TraceReadConfig().lowpass_hz
     assert not np.allclose(raw.signal, clean.signal, equal_nan=True)
     np.testing.assert_allclose(clean.signal, low_passed(raw.signal, raw.fs, TraceReadConfig().lowpass_hz),
                                atol=1e-9)
