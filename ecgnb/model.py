@@ -548,8 +548,7 @@ class CropModelDigitizer:
         front = analysis.classical
         extra = {"n_crops": len(crops), "front": crop_cfg.front}
         if crop_cfg.front != "classical" and front is not None:   # e.g. page_turn_deg, geometry
-            # The front's low-pass filtered its own signal, not this model's: not claimed here.
-            extra = {**{k: v for k, v in front.extra.items() if k != "lowpass_hz"}, **extra}
+            extra = {**front.extra, **extra}
         return Reading(signal=signal, fs=fs, lead_names=LEAD_NAMES, method=self.name,
                        skew_deg=analysis.skew_deg, grid=analysis.grid, layout=analysis.layout,
                        upright=analysis.upright,

@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 
 from . import paths
 from . import preprocess as pp
-from .config import CropConfig  # noqa: F401  (defined with the profiles)
+from .config import CropConfig, TraceReadConfig  # noqa: F401  (CropConfig: defined with the profiles)
 from .dataset import load_index
 from .digitize import digitize_straightened
 from .errors import EcgnbError, SignalError
@@ -285,11 +285,14 @@ _TRACE_READERS: dict = {}   # one trace-network reader per process (its checkpoi
 
 def trace_net_reader(checkpoint: str | Path | None = None):
     """The trace-network digitizer that cuts ``front="trace_net"`` crops (made once per process,
-    keeping each page's probability until the next page)."""
+    keeping each page's probability until the next page). Its signal is not low-passed
+    (``TraceReadConfig.lowpass_hz`` 0): the crops take its polylines, and its JSON, which the
+    model's reading carries, then says truly that the model's signal was not filtered."""
     key = str(checkpoint)
     if key not in _TRACE_READERS:
         from .trace_reader import TraceNetDigitizer
-        _TRACE_READERS[key] = TraceNetDigitizer(checkpoint, keep_probability=True)
+        _TRACE_READERS[key] = TraceNetDigitizer(checkpoint, keep_probability=True,
+                                                ink=TraceReadConfig(lowpass_hz=0.0))
     return _TRACE_READERS[key]
 
 
