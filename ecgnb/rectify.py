@@ -5,7 +5,9 @@ from what every ECG page shows: the paper and its grid.
 
 1. ``find_page``: the paper is the largest bright, unsaturated blob of the frame; its outline's
    four corners give a homography to a landscape rectangle (``page_homography``). Where the page
-   fills the frame (a scan) or is not found, the frame itself is the rectangle.
+   fills the frame (a scan) or is not found, the frame itself is the rectangle. Where the grid
+   under that outline is missing or badly bent, the blob grown past a cast shadow (``_grown``)
+   and then the frame are tried (``flatten``).
 2. ``lattice_field``: on that roughly flat working copy, the 5 mm grid lines are locally
    periodic. The local phase of their period (complex demodulation: ink times
    ``exp(-2 pi i y / P)``, Gaussian-averaged) says, node by node, how far the lines sit from a
@@ -54,32 +56,37 @@ def _order_corners(quad: np.ndarray) -> np.ndarray:
     return q.astype(np.float64)
 
 
-def find_page(image: np.ndarray, cfg: RectifyConfig = RectifyConfig()) -> np.ndarray | None:
+def find_page(image: np.ndarray, cfg: RectifyConfig = RectifyConfig(),
+              grow: bool = False) -> np.ndarray | None:
     """Corners ``(4, 2)`` photo px (TL, TR, BR, BL, landscape) of the paper, or None.
 
     Paper is brighter and less saturated than a desk, cloth or shadow around it: Otsu's threshold
     on ``V - S`` (HSV) of a small copy, closed so that grid and trace do not cut it, largest blob,
     holes filled. None when no blob covers ``cfg.page_area_min`` of the frame or one covers more
-    than ``cfg.page_area_max`` (the page fills it: a scan).
+    than ``cfg.page_area_max`` (the page fills it: a scan). ``grow``: the blob grown into what
+    one threshold cut off (``_grown``), for a page part of which lies in a cast shadow.
     """
     h, w = image.shape[:2]
     s = cfg.find_long_px / max(h, w)
     small = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
     hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV).astype(np.int16)
     score = np.clip(hsv[..., 2] - hsv[..., 1], 0, 255).astype(np.uint8)
-    score = cv2.GaussianBlur(score, (5, 5), 0)
-    _, mask = cv2.threshold(score, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    level, mask = cv2.threshold(cv2.GaussianBlur(score, (5, 5), 0), 0, 255,
+                                cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     k = max(3, int(round(cfg.find_long_px / 80))) | 1
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+    rect = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, rect)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, rect)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=4)
     if n < 2:
         return None
     best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    area = stats[best, cv2.CC_STAT_AREA] / float(mask.size)
+    blob = (labels == best).astype(np.uint8)
+    if grow:
+        blob = _grown(blob, score, level, k)
+    area = blob.sum() / float(blob.size)
     if not cfg.page_area_min <= area <= cfg.page_area_max:
         return None
-    blob = (labels == best).astype(np.uint8)
     contours, _ = cv2.findContours(blob, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     hull = cv2.convexHull(max(contours, key=cv2.contourArea))
     corners = _order_corners(_quad_of(hull) / s)
@@ -91,6 +98,26 @@ def find_page(image: np.ndarray, cfg: RectifyConfig = RectifyConfig()) -> np.nda
     if not paper / cfg.page_aspect_tol <= top / max(side, 1e-6) <= paper * cfg.page_aspect_tol:
         return None
     return corners
+
+
+def _grown(blob: np.ndarray, score: np.ndarray, level: float, k: int) -> np.ndarray:
+    """The paper blob (uint8 0/1) grown by a watershed on ``score`` (``V - S``, uint8), from the
+    blob shrunk by ``k`` px against the frame's border where it lies under ``level``: a cast
+    shadow darkens paper and desk alike, so one threshold cuts the shadowed paper off, but its
+    edge is soft, while the paper's own edge is a sharp step the flooding stops at. Closing by
+    ``k`` px first keeps grid and trace from being edges. The blob as it is where no part of the
+    border is background (the page reaches the frame all round)."""
+    rect = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    closed = cv2.GaussianBlur(cv2.morphologyEx(score, cv2.MORPH_CLOSE, rect), (5, 5), 0)
+    border = np.zeros(blob.shape, bool)
+    border[:2, :] = border[-2:, :] = border[:, :2] = border[:, -2:] = True
+    markers = np.zeros(blob.shape, np.int32)
+    markers[cv2.erode(blob, cv2.getStructuringElement(cv2.MORPH_RECT, (3 * k, 3 * k))) > 0] = 1
+    markers[border & (blob == 0) & (closed < level)] = 2
+    if not (markers == 1).any() or not (markers == 2).any():
+        return blob
+    flooded = cv2.watershed(cv2.cvtColor(closed, cv2.COLOR_GRAY2BGR), markers)
+    return cv2.morphologyEx((flooded == 1).astype(np.uint8), cv2.MORPH_OPEN, rect)
 
 
 def _quad_of(hull: np.ndarray) -> np.ndarray:
@@ -544,13 +571,17 @@ def flatten(image: np.ndarray, cfg: RectifyConfig = RectifyConfig(),
     corners = find_page(image, cfg)
     hom, (ww, wh), lat = _working_lattice(image, corners, cfg, pre)
     if corners is not None and (lat is None or _bend(lat) > cfg.outline_check_periods):
-        # The outline may be wrong (a lit part of the page, a stain cutting a scan's corner):
-        # the frame may show the grid, or show it needing less warping to be regular.
-        frame = _working_lattice(image, None, cfg, pre)
-        if frame[2] is not None and (lat is None or (
-                _bend(frame[2]) < cfg.outline_check_ratio * _bend(lat)
-                and frame[2].coverage >= cfg.outline_check_coverage * lat.coverage)):
-            corners, (hom, (ww, wh), lat) = None, frame
+        # The outline may be wrong (a shadow cutting the paper, a lit part of the page, a stain
+        # cutting a scan's corner): the blob grown past the shadow, or the frame, may show the
+        # grid, or show it needing less warping to be regular.
+        grown = find_page(image, cfg, grow=True)
+        if grown is not None and np.allclose(grown, corners):
+            grown = None
+        for other in ([grown] if grown is not None else []) + [None]:
+            tried = _working_lattice(image, other, cfg, pre)
+            if _more_regular(tried[2], lat, cfg):
+                corners, (hom, (ww, wh), lat) = other, tried
+                break
     out_ppm = cfg.out_dpi / 25.4
     if lat is None:
         notes.append("no periodic grid found: the page is read as "
@@ -589,6 +620,15 @@ def dense_map(map_x: np.ndarray, map_y: np.ndarray, step: int,
     fy = np.ascontiguousarray(np.broadcast_to(np.arange(h, dtype=np.float32)[:, None] / step, (h, w)))
     return tuple(cv2.remap(m.astype(np.float32), fx, fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
                  for m in (map_x, map_y))
+
+
+def _more_regular(new: Lattice | None, old: Lattice | None, cfg: RectifyConfig) -> bool:
+    """True if lattice ``new`` shows the grid where ``old`` does not, or needs under
+    ``cfg.outline_check_ratio`` of its warping while seen on ``cfg.outline_check_coverage`` of
+    its coverage (a bogus outline's homography leaves the lattice to undo a skew)."""
+    return new is not None and (old is None or (
+        _bend(new) < cfg.outline_check_ratio * _bend(old)
+        and new.coverage >= cfg.outline_check_coverage * old.coverage))
 
 
 def _bend(lat: Lattice) -> float:
