@@ -6,8 +6,8 @@ from what every ECG page shows: the paper and its grid.
 1. ``find_page``: the paper is the largest bright, unsaturated blob of the frame; its outline's
    four corners give a homography to a landscape rectangle (``page_homography``). Where the page
    fills the frame (a scan) or is not found, the frame itself is the rectangle. Where the grid
-   under that outline is missing or badly bent, the blob grown past a cast shadow (``_grown``)
-   and then the frame are tried (``flatten``).
+   under that outline is missing or badly bent, the blob grown past a cast shadow (``_grown``),
+   the pixels of the paper's colour (``_colour_blob``) and the frame are tried (``flatten``).
 2. ``lattice_field``: on that roughly flat working copy, the 5 mm grid lines are locally
    periodic. The local phase of their period (complex demodulation: ink times
    ``exp(-2 pi i y / P)``, Gaussian-averaged) says, node by node, how far the lines sit from a
@@ -56,16 +56,23 @@ def _order_corners(quad: np.ndarray) -> np.ndarray:
     return q.astype(np.float64)
 
 
+OUTLINES = ("threshold", "grown", "colour")   # find_page's ways of telling paper from background
+
+
 def find_page(image: np.ndarray, cfg: RectifyConfig = RectifyConfig(),
-              grow: bool = False) -> np.ndarray | None:
+              how: str = "threshold") -> np.ndarray | None:
     """Corners ``(4, 2)`` photo px (TL, TR, BR, BL, landscape) of the paper, or None.
 
     Paper is brighter and less saturated than a desk, cloth or shadow around it: Otsu's threshold
     on ``V - S`` (HSV) of a small copy, closed so that grid and trace do not cut it, largest blob,
     holes filled. None when no blob covers ``cfg.page_area_min`` of the frame or one covers more
-    than ``cfg.page_area_max`` (the page fills it: a scan). ``grow``: the blob grown into what
-    one threshold cut off (``_grown``), for a page part of which lies in a cast shadow.
+    than ``cfg.page_area_max`` (the page fills it: a scan). ``how`` (``OUTLINES``): "threshold"
+    that blob; "grown" it grown past a cast shadow (``_grown``); "colour" the pixels whose colour
+    is nearer the paper's than the background's (``_colour_blob``), for a bright cloth or desk
+    the threshold cannot tell from paper.
     """
+    if how not in OUTLINES:
+        raise ValueError(f"unknown outline {how!r}; known: {', '.join(OUTLINES)}")
     h, w = image.shape[:2]
     s = cfg.find_long_px / max(h, w)
     small = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
@@ -82,8 +89,10 @@ def find_page(image: np.ndarray, cfg: RectifyConfig = RectifyConfig(),
         return None
     best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     blob = (labels == best).astype(np.uint8)
-    if grow:
+    if how == "grown":
         blob = _grown(blob, score, level, k)
+    elif how == "colour":
+        blob = _colour_blob(blob, small, k)
     area = blob.sum() / float(blob.size)
     if not cfg.page_area_min <= area <= cfg.page_area_max:
         return None
@@ -100,6 +109,13 @@ def find_page(image: np.ndarray, cfg: RectifyConfig = RectifyConfig(),
     return corners
 
 
+def _frame_border(shape: tuple[int, int], px: int) -> np.ndarray:
+    """Boolean mask of the ``px`` outermost rows and columns of a frame."""
+    border = np.zeros(shape, bool)
+    border[:px, :] = border[-px:, :] = border[:, :px] = border[:, -px:] = True
+    return border
+
+
 def _grown(blob: np.ndarray, score: np.ndarray, level: float, k: int) -> np.ndarray:
     """The paper blob (uint8 0/1) grown by a watershed on ``score`` (``V - S``, uint8), from the
     blob shrunk by ``k`` px against the frame's border where it lies under ``level``: a cast
@@ -109,15 +125,50 @@ def _grown(blob: np.ndarray, score: np.ndarray, level: float, k: int) -> np.ndar
     border is background (the page reaches the frame all round)."""
     rect = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
     closed = cv2.GaussianBlur(cv2.morphologyEx(score, cv2.MORPH_CLOSE, rect), (5, 5), 0)
-    border = np.zeros(blob.shape, bool)
-    border[:2, :] = border[-2:, :] = border[:, :2] = border[:, -2:] = True
     markers = np.zeros(blob.shape, np.int32)
     markers[cv2.erode(blob, cv2.getStructuringElement(cv2.MORPH_RECT, (3 * k, 3 * k))) > 0] = 1
-    markers[border & (blob == 0) & (closed < level)] = 2
+    markers[_frame_border(blob.shape, 2) & (blob == 0) & (closed < level)] = 2
     if not (markers == 1).any() or not (markers == 2).any():
         return blob
     flooded = cv2.watershed(cv2.cvtColor(closed, cv2.COLOR_GRAY2BGR), markers)
     return cv2.morphologyEx((flooded == 1).astype(np.uint8), cv2.MORPH_OPEN, rect)
+
+
+def _colour_blob(blob: np.ndarray, small: np.ndarray, k: int) -> np.ndarray:
+    """The pixels of ``small`` (RGB, closed by ``k`` px so that ink is gone) whose Lab colour is
+    likelier under the paper's Gaussian than the background's, the part joined to the paper: the
+    paper's colour from the middle third of the threshold blob ``blob`` (uint8 0/1; where a bright
+    cloth joined it, its middle is still paper), the background's from the frame's border, all of
+    it (a cloth joined to the blob reaches the border too). A light cloth can be as bright and
+    grey as paper but not of its colour. The blob as it is where either sample is too small."""
+    rect = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    lab = cv2.cvtColor(cv2.morphologyEx(small, cv2.MORPH_CLOSE, rect), cv2.COLOR_RGB2LAB)
+    lab = lab.reshape(-1, 3).astype(np.float32)
+    ys, xs = np.nonzero(blob)
+    y0, y1, x0, x1 = ys.min(), ys.max(), xs.min(), xs.max()
+    middle = np.zeros(blob.shape, bool)
+    middle[(2 * y0 + y1) // 3:(y0 + 2 * y1) // 3 + 1, (2 * x0 + x1) // 3:(x0 + 2 * x1) // 3 + 1] = True
+    middle &= blob > 0
+    outside = _frame_border(blob.shape, 3)
+    if middle.sum() < 50 or outside.sum() < 50:
+        return blob
+    paper = (_colour_cost(lab, lab[middle.ravel()]) < _colour_cost(lab, lab[outside.ravel()]))
+    paper = cv2.morphologyEx(paper.reshape(blob.shape).astype(np.uint8), cv2.MORPH_OPEN, rect)
+    n, labels = cv2.connectedComponents(paper, connectivity=4)
+    ids, counts = np.unique(labels[middle], return_counts=True)
+    counts, ids = counts[ids > 0], ids[ids > 0]
+    if ids.size == 0:
+        return blob
+    return cv2.morphologyEx((labels == ids[np.argmax(counts)]).astype(np.uint8), cv2.MORPH_CLOSE, rect)
+
+
+def _colour_cost(pixels: np.ndarray, sample: np.ndarray) -> np.ndarray:
+    """Negative log-likelihood (up to a constant) of ``pixels`` ``(n, 3)`` under a Gaussian fitted
+    to ``sample`` (median centre; 2 Lab units of spread added, so a flat sample stays usable)."""
+    centre = np.median(sample, axis=0)
+    cov = np.cov((sample - centre).T) + 4.0 * np.eye(3)
+    d = pixels - centre
+    return 0.5 * (np.einsum("ij,jk,ik->i", d, np.linalg.inv(cov), d) + np.log(np.linalg.det(cov)))
 
 
 def _quad_of(hull: np.ndarray) -> np.ndarray:
@@ -571,17 +622,18 @@ def flatten(image: np.ndarray, cfg: RectifyConfig = RectifyConfig(),
     corners = find_page(image, cfg)
     hom, (ww, wh), lat = _working_lattice(image, corners, cfg, pre)
     if corners is not None and (lat is None or _bend(lat) > cfg.outline_check_periods):
-        # The outline may be wrong (a shadow cutting the paper, a lit part of the page, a stain
-        # cutting a scan's corner): the blob grown past the shadow, or the frame, may show the
-        # grid, or show it needing less warping to be regular.
-        grown = find_page(image, cfg, grow=True)
-        if grown is not None and np.allclose(grown, corners):
-            grown = None
-        for other in ([grown] if grown is not None else []) + [None]:
+        # The outline may be wrong (a shadow cutting the paper, a bright cloth joining it, a lit
+        # part of the page, a stain cutting a scan's corner): of the other outlines and the
+        # frame, the one whose grid shows, or needs far less warping, and needs the least.
+        others = [find_page(image, cfg, how) for how in OUTLINES[1:]]
+        others = [c for c in others if c is not None and not np.allclose(c, corners)] + [None]
+        best = None
+        for other in others:
             tried = _working_lattice(image, other, cfg, pre)
-            if _more_regular(tried[2], lat, cfg):
-                corners, (hom, (ww, wh), lat) = other, tried
-                break
+            if _more_regular(tried[2], lat, cfg) and (best is None or _bend(tried[2]) < _bend(best[1][2])):
+                best = other, tried
+        if best is not None:
+            corners, (hom, (ww, wh), lat) = best
     out_ppm = cfg.out_dpi / 25.4
     if lat is None:
         notes.append("no periodic grid found: the page is read as "

@@ -173,10 +173,40 @@ def test_a_shadow_over_a_corner_is_grown_past(page):
     size = np.hypot(*image.shape[:2])
     miss = lambda c: np.max(np.linalg.norm(c - true, axis=1)) / size   # noqa: E731
     assert miss(find_page(shaded)) > 0.05
-    assert miss(find_page(shaded, grow=True)) < 0.01
+    assert miss(find_page(shaded, how="grown")) < 0.01
     flat = flatten(shaded)
     assert flat.corners is not None and miss(flat.corners) < 0.01
     assert flat.lattice is not None
+
+
+def _on_dark_desk_beside_a_cloth(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` on a dark desk 15 % larger, a light grey-green striped cloth under its lower-left
+    part reaching the frame's edge, and the page's true corners (TL, TR, BR, BL)."""
+    h, w = image.shape[:2]
+    oy, ox = int(0.15 * h), int(0.15 * w)
+    desk = np.full((h + 2 * oy, w + 2 * ox, 3), (70, 60, 50), np.uint8)
+    yy, xx = np.mgrid[0:desk.shape[0], 0:desk.shape[1]]
+    cloth = (yy > oy + 0.5 * h) & (xx < ox + 0.5 * w)
+    stripes = (8 * np.sign(np.sin(2 * np.pi * (xx + yy) / 40.0)))[..., None]
+    desk[cloth] = np.clip(np.array([212.0, 230.0, 200.0]) + stripes[cloth], 0, 255).astype(np.uint8)
+    desk[oy:oy + h, ox:ox + w] = image
+    corners = np.array([[ox, oy], [ox + w, oy], [ox + w, oy + h], [ox, oy + h]], float)
+    return desk, corners
+
+
+def test_a_bright_cloth_beside_the_page_is_told_by_its_colour(page):
+    # A light cloth as bright and grey as paper joins the paper's blob above Otsu's threshold
+    # (the outline takes in the cloth); its colour is not the paper's.
+    image, _, _ = page
+    photo, true = _on_dark_desk_beside_a_cloth(image)
+    size = np.hypot(*image.shape[:2])
+    miss = lambda c: np.max(np.linalg.norm(c - true, axis=1)) / size   # noqa: E731
+    assert miss(find_page(photo)) > 0.05
+    assert miss(find_page(photo, how="colour")) < 0.01
+    flat = flatten(photo)
+    assert flat.corners is not None and miss(flat.corners) < 0.01
+    with pytest.raises(ValueError, match="unknown outline"):
+        find_page(photo, how="edges")
 
 
 def test_no_grid_gives_no_lattice_and_says_so():
