@@ -340,7 +340,7 @@ class RectifyConfig:
                                       # unaligned dB: 6.68 / 2.63 without either refinement,
                                       # 7.48 / 4.09 fine pass only, 7.67 / 5.85 both
     fine_lines: bool = True           # then a last pass on the 1 mm lines, where they show: the
-                                      # nearest minor line within half a mm (no unwrapping)
+                                      # nearest minor line on the whole, followed node to node
     fine_sigma_mm: float = 2.5        # mm, Gaussian window of that pass's local phase
     fine_step_mm: float = 2.0         # mm between its field's nodes
     fine_min_contrast: float = 0.15   # 0..1, 1 mm line contrast a node needs to move the page

@@ -376,6 +376,7 @@ def lattice_field(ev: np.ndarray, guess_px: float | None,
         ev = ev * weight
     px, sx = line_period(ev.mean(axis=0), lo, hi, guess_px)
     py, sy = line_period(ev.mean(axis=1), lo, hi, guess_px)
+    (px, sx), (py, sy) = _one_spacing(ev, (px, sx), (py, sy), cfg.lattice_xy_ratio_max)
     if px <= 0 or py <= 0 or max(px, py) / min(px, py) > cfg.lattice_xy_ratio_max \
             or min(sx, sy) < cfg.lattice_strength_min:
         return None
@@ -397,6 +398,21 @@ def lattice_field(ev: np.ndarray, guess_px: float | None,
     return Lattice(period_x=px, period_y=py, mm=5.0 if major else 1.0, step=step, dx=dx, dy=dy,
                    contrast=contrast, coverage=float((contrast > cfg.line_min_contrast).mean()),
                    strength=float(min(sx, sy)), evidence=kind)
+
+
+def _one_spacing(ev: np.ndarray, x: tuple[float, float], y: tuple[float, float],
+                 ratio_max: float) -> tuple[tuple[float, float], tuple[float, float]]:
+    """``((px, sx), (py, sy))``, the line spacing and strength found along x and y, made one
+    grid's: where one axis found the 1 mm lines and the other the 5 mm ones (spacings about 5x
+    apart: the minor lines stand out along one axis only, as on a pink grid seen at a slant),
+    the finer axis is searched again within ``ratio_max`` of the coarser spacing."""
+    (px, _), (py, _) = x, y
+    if px <= 0 or py <= 0 or not 5 / ratio_max <= max(px, py) / min(px, py) <= 5 * ratio_max:
+        return x, y
+    coarse = max(px, py)
+    if px < py:
+        return line_period(ev.mean(axis=0), coarse / ratio_max, coarse * ratio_max), y
+    return x, line_period(ev.mean(axis=1), coarse / ratio_max, coarse * ratio_max)
 
 
 def _prefer_smooth(dx: np.ndarray, dy: np.ndarray, contrast: np.ndarray,
@@ -544,9 +560,12 @@ class FlatPage:
 def _phasor_field(ev: np.ndarray, period: float, step: float, sigma: float,
                   min_contrast: float) -> tuple[np.ndarray, np.ndarray]:
     """``(dx, dy)`` px on nodes every ``step`` px: where the lines of spacing ``period`` sit off
-    ``k * period``, within half a spacing. The local phase is averaged as unit phasors weighted
-    by the lines' contrast (no unwrapping: the page is already within half a spacing of them);
-    0 where they do not show (contrast under ``min_contrast`` all around)."""
+    ``k * period``. The local phase is averaged as unit phasors weighted by the lines' contrast,
+    then followed from node to node (``_unwrap``, best-seen first) and the whole field moved by
+    the whole spacings that bring its median nearest 0: the page is within half a spacing of
+    the lines on the whole, but a region the coarse passes left over half a spacing off would,
+    taken node by node to the nearest line, slip by a whole one (a mm: 40 ms or 0.1 mV). 0 where
+    they do not show (contrast under ``min_contrast`` all around)."""
     gx, gy = _nodes(ev.shape, step)
     out = []
     for axis in ("x", "y"):
@@ -555,8 +574,12 @@ def _phasor_field(ev: np.ndarray, period: float, step: float, sigma: float,
         unit = z / np.maximum(np.abs(z), 1e-9) * weight
         re_s, im_s = (cv2.GaussianBlur(a, (0, 0), 1.0) for a in (unit.real, unit.imag))
         support = cv2.GaussianBlur(weight, (0, 0), 1.0)
-        d = -np.angle(re_s + 1j * im_s) * period / (2 * np.pi)
-        out.append(np.where(support > 0.02, d, 0.0).astype(np.float32))
+        phase = _unwrap(np.angle(re_s + 1j * im_s), support)
+        seen = support > 0.02
+        if seen.any():
+            phase -= 2 * np.pi * np.round(np.median(phase[seen]) / (2 * np.pi))
+        d = -phase * period / (2 * np.pi)
+        out.append(np.where(seen, d, 0.0).astype(np.float32))
     return out[0], out[1]
 
 
@@ -598,7 +621,7 @@ def refine(flat: FlatPage, image: np.ndarray, cfg: RectifyConfig = RectifyConfig
     period = 5.0 * ppm
     step = max(cfg.node_step_periods * period, cfg.node_min_px)
     # A lattice of 1 mm lines is not unwrapped again at full resolution: a slip of one line
-    # there is a mm of error (the fine pass below follows those lines without unwrapping).
+    # there is a mm of error (the fine pass below follows those lines from node to node).
     for _ in range(cfg.refine_passes if lat.mm > 1 else 0):
         rx, ry, _ = _displacements(evidence(flat), period, period, step, cfg)
         # The flat page's lines sit near multiples of the period: a residual about 0 (its

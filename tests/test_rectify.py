@@ -17,7 +17,7 @@ from ecgnb.photo import photocopy, photograph
 from ecgnb.reading import ReadOptions
 from ecgnb.rectified import lattice_mask, line_offset
 from ecgnb.rectify import (_is_major, _phasor_field, _unwrap, find_page, flatten, flatten_error,
-                           line_period)
+                           lattice_field, line_period)
 from ecgnb.render import masked_signal, render_page
 
 # A phone photo of moderate difficulty: tilt, a curl and a bow, no fold, 3-4 MP.
@@ -115,6 +115,37 @@ def test_fine_pass_reads_the_nearest_one_mm_line(shift_mm, read_mm):
     assert np.median(dx[:, : cols // 4]) == pytest.approx(0.0, abs=0.05 * ppm)
     assert np.median(dx[:, -cols // 4:]) == pytest.approx(read_mm * ppm, abs=0.05 * ppm)
     assert np.abs(dy).max() < 0.05 * ppm
+
+
+def test_fine_pass_follows_a_gradual_shift_past_half_a_line():
+    # The same lines moved by a shift growing smoothly from 0 to 0.7 mm across the middle half
+    # (a bend the coarse passes left): followed node to node, the right quarter reads 0.7 mm,
+    # not the nearest line's -0.3 (a whole region slipped by a line, a mm of time or voltage).
+    ppm, h, w = 200 / 25.4, 240, 960
+    ys, xs = np.mgrid[0:h, 0:w].astype(float)
+    off = np.clip((xs - w / 4) / (w / 2), 0, 1) * 0.7 * ppm
+    d = (xs - off) % ppm
+    ev = (np.minimum(d, ppm - d) <= 1.0).astype(np.float32)
+    d = ys % ppm
+    ev = np.maximum(ev, (np.minimum(d, ppm - d) <= 1.0)).astype(np.float32)
+    dx, dy = _phasor_field(ev, ppm, 2 * ppm, 2.5 * ppm, 0.15)
+    cols = dx.shape[1]
+    assert np.median(dx[:, : cols // 5]) == pytest.approx(0.0, abs=0.05 * ppm)
+    assert np.median(dx[:, -cols // 5:]) == pytest.approx(0.7 * ppm, abs=0.05 * ppm)
+    assert np.abs(dy).max() < 0.05 * ppm
+
+
+def test_one_mm_lines_along_one_axis_and_five_along_the_other_are_one_grid():
+    # Minor lines that stand out only between the vertical major lines (a slanted pink grid):
+    # x finds 1 mm, y only 5 mm; both are the grid's 5 mm lattice.
+    h, w = 900, 1200
+    ys, xs = np.mgrid[0:h, 0:w].astype(float)
+    comb = lambda v, p: (np.minimum(v % p, p - v % p) <= 1.0).astype(np.float32)   # noqa: E731
+    ev = np.maximum.reduce([comb(xs, 30.0), 0.6 * comb(xs, 6.0), comb(ys, 30.5)])
+    lat = lattice_field(ev, 30.0)
+    assert lat is not None
+    assert lat.period_x == pytest.approx(30.0, rel=0.01) and lat.period_y == pytest.approx(30.5, rel=0.01)
+    assert lat.mm == 5.0
 
 
 def test_refinement_keeps_a_photo_flat_and_maps_many_points(photo):
