@@ -99,39 +99,24 @@ def test_photo_is_found_and_flattened(photo):
     assert d["lattice"]["coverage"] > 0.5 and len(d["corners"]) == 4
 
 
-@pytest.mark.parametrize("shift_mm, read_mm", [(0.3, 0.3), (-0.2, -0.2), (0.7, -0.3)])
-def test_fine_pass_reads_the_nearest_one_mm_line(shift_mm, read_mm):
-    # 1 mm lines every 7.87 px, moved by shift_mm in the right half of the page only: the
-    # field says so there (to the nearest line: 0.7 mm reads as -0.3) and 0 in the left half.
-    ppm, h, w = 200 / 25.4, 240, 640
-    ys, xs = np.mgrid[0:h, 0:w].astype(float)
-    off = np.where(xs > w / 2, shift_mm * ppm, 0.0)
-    d = (xs - off) % ppm
-    ev = (np.minimum(d, ppm - d) <= 1.0).astype(np.float32)
-    d = ys % ppm
-    ev = np.maximum(ev, (np.minimum(d, ppm - d) <= 1.0)).astype(np.float32)
-    dx, dy = _phasor_field(ev, ppm, 2 * ppm, 2.5 * ppm, 0.15)
-    cols = dx.shape[1]
-    assert np.median(dx[:, : cols // 4]) == pytest.approx(0.0, abs=0.05 * ppm)
-    assert np.median(dx[:, -cols // 4:]) == pytest.approx(read_mm * ppm, abs=0.05 * ppm)
-    assert np.abs(dy).max() < 0.05 * ppm
-
-
-def test_fine_pass_follows_a_gradual_shift_past_half_a_line():
-    # The same lines moved by a shift growing smoothly from 0 to 0.7 mm across the middle half
-    # (a bend the coarse passes left): followed node to node, the right quarter reads 0.7 mm,
-    # not the nearest line's -0.3 (a whole region slipped by a line, a mm of time or voltage).
+@pytest.mark.parametrize("ramp, shift_mm, read_mm",
+                         [(False, 0.3, 0.3), (False, -0.2, -0.2), (False, 0.7, -0.3), (True, 0.7, 0.7)])
+def test_fine_pass_reads_the_one_mm_lines(ramp, shift_mm, read_mm):
+    # 1 mm lines every 7.87 px, moved by shift_mm in the right part of the page only: the field
+    # says so there and 0 on the left. A step reads to the nearest line (0.7 mm as -0.3); a
+    # shift growing smoothly across the middle half (a bend the coarse passes left) is followed
+    # node to node and reads 0.7, not a whole region slipped by a line (a mm of time or voltage).
     ppm, h, w = 200 / 25.4, 240, 960
     ys, xs = np.mgrid[0:h, 0:w].astype(float)
-    off = np.clip((xs - w / 4) / (w / 2), 0, 1) * 0.7 * ppm
-    d = (xs - off) % ppm
+    share = np.clip((xs - w / 4) / (w / 2), 0, 1) if ramp else (xs > w / 2).astype(float)
+    d = (xs - share * shift_mm * ppm) % ppm
     ev = (np.minimum(d, ppm - d) <= 1.0).astype(np.float32)
     d = ys % ppm
     ev = np.maximum(ev, (np.minimum(d, ppm - d) <= 1.0)).astype(np.float32)
     dx, dy = _phasor_field(ev, ppm, 2 * ppm, 2.5 * ppm, 0.15)
     cols = dx.shape[1]
     assert np.median(dx[:, : cols // 5]) == pytest.approx(0.0, abs=0.05 * ppm)
-    assert np.median(dx[:, -cols // 5:]) == pytest.approx(0.7 * ppm, abs=0.05 * ppm)
+    assert np.median(dx[:, -cols // 5:]) == pytest.approx(read_mm * ppm, abs=0.05 * ppm)
     assert np.abs(dy).max() < 0.05 * ppm
 
 
@@ -176,68 +161,61 @@ def test_a_stain_cutting_a_scans_corner_does_not_skew_its_flattening(page):
     assert err["page_covered"] > 0.99 and err["p95_mm"] < 0.05, err
 
 
-def _on_desk_in_shadow(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``image`` on a grey desk 15 % larger, a soft cast shadow over its lower-left part (half
-    the light, 40 px penumbra), and the page's true corners (TL, TR, BR, BL)."""
+def _on_desk(image: np.ndarray, rgb: tuple[int, int, int]):
+    """``(photo, (yy, xx), (oy, ox), corners)``: ``image`` on a plain desk of colour ``rgb`` 15 %
+    larger each side, the photo's px grid, the page's offset and its true corners (TL, TR, BR,
+    BL)."""
     h, w = image.shape[:2]
     oy, ox = int(0.15 * h), int(0.15 * w)
-    desk = np.full((h + 2 * oy, w + 2 * ox, 3), (110, 118, 126), np.uint8)
+    desk = np.full((h + 2 * oy, w + 2 * ox, 3), rgb, np.uint8)
     desk[oy:oy + h, ox:ox + w] = image
-    yy, xx = np.mgrid[0:desk.shape[0], 0:desk.shape[1]]
-    # Shadow edge: the line from 45 % down the page's left side to 35 % along its bottom.
-    a = np.array([ox, oy + 0.45 * h])
-    b = np.array([ox + 0.35 * w, oy + h])
-    n = np.array([b[1] - a[1], a[0] - b[0]]) / np.hypot(*(b - a))
-    side = (xx - a[0]) * n[0] + (yy - a[1]) * n[1]
-    light = 1.0 - 0.5 / (1.0 + np.exp(side / 40.0))
-    shaded = (desk * light[..., None]).astype(np.uint8)
     corners = np.array([[ox, oy], [ox + w, oy], [ox + w, oy + h], [ox, oy + h]], float)
-    return shaded, corners
+    return desk, np.mgrid[0:desk.shape[0], 0:desk.shape[1]], (oy, ox), corners
 
 
-def test_a_shadow_over_a_corner_is_grown_past(page):
-    # A cast shadow over a photographed page's corner darkens paper and desk alike: Otsu's one
-    # threshold cuts the shadowed paper off (a corner far inside the page), and the lattice under
-    # that outline is skewed; the blob grown by the watershed stops at the paper's sharp edge.
+def _in_shadow(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A grey desk, a soft cast shadow (half the light, 40 px penumbra) over the page's lower
+    left, from 45 % down its left side to 35 % along its bottom; and the true corners."""
+    desk, (yy, xx), (oy, ox), corners = _on_desk(image, (110, 118, 126))
+    h, w = image.shape[:2]
+    a, b = np.array([ox, oy + 0.45 * h]), np.array([ox + 0.35 * w, oy + h])
+    n = np.array([b[1] - a[1], a[0] - b[0]]) / np.hypot(*(b - a))
+    light = 1.0 - 0.5 / (1.0 + np.exp(((xx - a[0]) * n[0] + (yy - a[1]) * n[1]) / 40.0))
+    return (desk * light[..., None]).astype(np.uint8), corners
+
+
+def _beside_a_cloth(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A dark desk, a light grey-green striped cloth under the page's lower left reaching the
+    frame's edge; and the true corners."""
+    desk, (yy, xx), (oy, ox), corners = _on_desk(image, (70, 60, 50))
+    h, w = image.shape[:2]
+    cloth = ((yy > oy + 0.5 * h) & (xx < ox + 0.5 * w)) & ~(
+        (yy >= oy) & (yy < oy + h) & (xx >= ox) & (xx < ox + w))
+    stripes = 8 * np.sign(np.sin(2 * np.pi * (xx + yy) / 40.0))[cloth][:, None]
+    desk[cloth] = np.clip(np.array([212.0, 230.0, 200.0]) + stripes, 0, 255).astype(np.uint8)
+    return desk, corners
+
+
+@pytest.mark.parametrize("scene, how", [(_in_shadow, "grown"), (_beside_a_cloth, "colour")])
+def test_an_outline_the_threshold_misses_is_found_another_way(page, scene, how):
+    # A cast shadow darkens paper and desk alike: Otsu's one threshold cuts the shadowed paper
+    # off, but the blob grown by a watershed stops at the paper's sharp edge. A light cloth as
+    # bright and grey as paper joins its blob, but is not of its colour. Either way the lattice
+    # under the threshold's outline is skewed, and flatten takes the other one.
     image, _, _ = page
-    shaded, true = _on_desk_in_shadow(image)
+    photo, true = scene(image)
     size = np.hypot(*image.shape[:2])
     miss = lambda c: np.max(np.linalg.norm(c - true, axis=1)) / size   # noqa: E731
-    assert miss(find_page(shaded)) > 0.05
-    assert miss(find_page(shaded, how="grown")) < 0.01
-    flat = flatten(shaded)
+    assert miss(find_page(photo)) > 0.05
+    assert miss(find_page(photo, how=how)) < 0.01
+    flat = flatten(photo)
     assert flat.corners is not None and miss(flat.corners) < 0.01
     assert flat.lattice is not None
 
 
-def _on_dark_desk_beside_a_cloth(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``image`` on a dark desk 15 % larger, a light grey-green striped cloth under its lower-left
-    part reaching the frame's edge, and the page's true corners (TL, TR, BR, BL)."""
-    h, w = image.shape[:2]
-    oy, ox = int(0.15 * h), int(0.15 * w)
-    desk = np.full((h + 2 * oy, w + 2 * ox, 3), (70, 60, 50), np.uint8)
-    yy, xx = np.mgrid[0:desk.shape[0], 0:desk.shape[1]]
-    cloth = (yy > oy + 0.5 * h) & (xx < ox + 0.5 * w)
-    stripes = (8 * np.sign(np.sin(2 * np.pi * (xx + yy) / 40.0)))[..., None]
-    desk[cloth] = np.clip(np.array([212.0, 230.0, 200.0]) + stripes[cloth], 0, 255).astype(np.uint8)
-    desk[oy:oy + h, ox:ox + w] = image
-    corners = np.array([[ox, oy], [ox + w, oy], [ox + w, oy + h], [ox, oy + h]], float)
-    return desk, corners
-
-
-def test_a_bright_cloth_beside_the_page_is_told_by_its_colour(page):
-    # A light cloth as bright and grey as paper joins the paper's blob above Otsu's threshold
-    # (the outline takes in the cloth); its colour is not the paper's.
-    image, _, _ = page
-    photo, true = _on_dark_desk_beside_a_cloth(image)
-    size = np.hypot(*image.shape[:2])
-    miss = lambda c: np.max(np.linalg.norm(c - true, axis=1)) / size   # noqa: E731
-    assert miss(find_page(photo)) > 0.05
-    assert miss(find_page(photo, how="colour")) < 0.01
-    flat = flatten(photo)
-    assert flat.corners is not None and miss(flat.corners) < 0.01
+def test_an_unknown_outline_is_refused(page):
     with pytest.raises(ValueError, match="unknown outline"):
-        find_page(photo, how="edges")
+        find_page(page[0], how="edges")
 
 
 def test_no_grid_gives_no_lattice_and_says_so():
