@@ -530,6 +530,7 @@ class FlatPage:
     lattice: Lattice | None    # None: no grid seen, the page is only the homography
     confidence: float          # 0..1, share of the page whose grid lines were seen
     notes: list[str] = field(default_factory=list)
+    outline: str = "frame"     # how the paper's outline was found (``OUTLINES``); "frame": none
 
     def to_photo(self, points: np.ndarray) -> np.ndarray:
         """Flat-page px ``(n, 2)`` -> photo px ``(n, 2)`` through the stored source map."""
@@ -548,6 +549,7 @@ class FlatPage:
         """Plain-JSON summary: corners, scale, lattice periods and coverage, confidence, notes."""
         lat = self.lattice
         return {"corners": None if self.corners is None else np.round(self.corners, 1).tolist(),
+                "outline": self.outline,
                 "flat_size": [int(self.image.shape[1]), int(self.image.shape[0])],
                 "px_per_mm": self.px_per_mm, "confidence": self.confidence,
                 "lattice": None if lat is None else {
@@ -642,21 +644,21 @@ def flatten(image: np.ndarray, cfg: RectifyConfig = RectifyConfig(),
     (the notes and a low confidence say so, and the reader decides).
     """
     notes: list[str] = []
-    corners = find_page(image, cfg)
+    corners, outline = find_page(image, cfg), "threshold"
     hom, (ww, wh), lat = _working_lattice(image, corners, cfg, pre)
     if corners is not None and (lat is None or _bend(lat) > cfg.outline_check_periods):
         # The outline may be wrong (a shadow cutting the paper, a bright cloth joining it, a lit
         # part of the page, a stain cutting a scan's corner): of the other outlines and the
         # frame, the one whose grid shows, or needs far less warping, and needs the least.
-        others = [find_page(image, cfg, how) for how in OUTLINES[1:]]
-        others = [c for c in others if c is not None and not np.allclose(c, corners)] + [None]
+        others = [(how, find_page(image, cfg, how)) for how in OUTLINES[1:]]
+        others = [(how, c) for how, c in others if c is not None and not np.allclose(c, corners)]
         best = None
-        for other in others:
+        for how, other in others + [("frame", None)]:
             tried = _working_lattice(image, other, cfg, pre)
-            if _more_regular(tried[2], lat, cfg) and (best is None or _bend(tried[2]) < _bend(best[1][2])):
-                best = other, tried
+            if _more_regular(tried[2], lat, cfg) and (best is None or _bend(tried[2]) < _bend(best[2][2])):
+                best = how, other, tried
         if best is not None:
-            corners, (hom, (ww, wh), lat) = best
+            outline, corners, (hom, (ww, wh), lat) = best
     out_ppm = cfg.out_dpi / 25.4
     if lat is None:
         notes.append("no periodic grid found: the page is read as "
@@ -682,7 +684,8 @@ def flatten(image: np.ndarray, cfg: RectifyConfig = RectifyConfig(),
     flat = cv2.remap(image, full_x, full_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return refine(FlatPage(image=flat, px_per_mm=out_ppm, corners=corners, map_x=map_x,
                            map_y=map_y, map_step=cfg.map_step_px, lattice=lat, confidence=conf,
-                           notes=notes), image, cfg, pre)
+                           notes=notes, outline=outline if corners is not None else "frame"),
+                  image, cfg, pre)
 
 
 def dense_map(map_x: np.ndarray, map_y: np.ndarray, step: int,

@@ -96,7 +96,7 @@ def test_photo_is_found_and_flattened(photo):
     assert err["p95_mm"] < 1.0, err
     assert 0 < err["trace_time_median_mm"] < 0.1, err   # on the traces, along time
     d = flat.diagnostics()
-    assert d["lattice"]["coverage"] > 0.5 and len(d["corners"]) == 4
+    assert d["lattice"]["coverage"] > 0.5 and len(d["corners"]) == 4 and d["outline"] == "threshold"
 
 
 @pytest.mark.parametrize("ramp, shift_mm, read_mm",
@@ -156,7 +156,7 @@ def test_a_stain_cutting_a_scans_corner_does_not_skew_its_flattening(page):
     stained[blot] = (stained[blot] * 0.25).astype(np.uint8)
     assert find_page(stained) is not None
     flat = flatten(stained)
-    assert flat.corners is None
+    assert flat.corners is None and flat.outline == "frame"
     err = flatten_error(flat, truth)
     assert err["page_covered"] > 0.99 and err["p95_mm"] < 0.05, err
 
@@ -210,7 +210,7 @@ def test_an_outline_the_threshold_misses_is_found_another_way(page, scene, how):
     assert miss(find_page(photo, how=how)) < 0.01
     flat = flatten(photo)
     assert flat.corners is not None and miss(flat.corners) < 0.01
-    assert flat.lattice is not None
+    assert flat.lattice is not None and flat.diagnostics()["outline"] == how
 
 
 def test_an_unknown_outline_is_refused(page):
