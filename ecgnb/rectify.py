@@ -6,8 +6,8 @@ from what every ECG page shows: the paper and its grid.
 1. ``find_page``: the paper is the largest bright, unsaturated blob of the frame; its outline's
    four corners give a homography to a landscape rectangle (``page_homography``). Where the page
    fills the frame (a scan) or is not found, the frame itself is the rectangle. Where the grid
-   under that outline is missing or badly bent, the blob grown past a cast shadow (``_grown``),
-   the pixels of the paper's colour (``_colour_blob``) and the frame are tried (``flatten``).
+   under that outline is missing or badly bent, the frame is tried, then the blob grown past a
+   cast shadow (``_grown``) and the pixels of the paper's colour (``_colour_blob``) (``flatten``).
 2. ``lattice_field``: on that roughly flat working copy, the 5 mm grid lines are locally
    periodic. The local phase of their period (complex demodulation: ink times
    ``exp(-2 pi i y / P)``, Gaussian-averaged) says, node by node, how far the lines sit from a
@@ -647,18 +647,24 @@ def flatten(image: np.ndarray, cfg: RectifyConfig = RectifyConfig(),
     corners, outline = find_page(image, cfg), "threshold"
     hom, (ww, wh), lat = _working_lattice(image, corners, cfg, pre)
     if corners is not None and (lat is None or _bend(lat) > cfg.outline_check_periods):
-        # The outline may be wrong (a shadow cutting the paper, a bright cloth joining it, a lit
-        # part of the page, a stain cutting a scan's corner): of the other outlines and the
-        # frame, the one whose grid shows, or needs far less warping, and needs the least.
-        others = [(how, find_page(image, cfg, how)) for how in OUTLINES[1:]]
-        others = [(how, c) for how, c in others if c is not None and not np.allclose(c, corners)]
-        best = None
-        for how, other in others + [("frame", None)]:
-            tried = _working_lattice(image, other, cfg, pre)
-            if _more_regular(tried[2], lat, cfg) and (best is None or _bend(tried[2]) < _bend(best[2][2])):
-                best = how, other, tried
-        if best is not None:
-            outline, corners, (hom, (ww, wh), lat) = best
+        # The outline may be wrong. A scan filling the frame (a stain cutting its corner, a dark
+        # scanner edge) lies flat in it: the frame, where its grid shows or needs far less
+        # warping. Else a photo's outline cut by a shadow or joined by a bright cloth: of the
+        # other outlines, the one whose grid shows, or needs far less warping, and needs the least.
+        frame = _working_lattice(image, None, cfg, pre)
+        if _more_regular(frame[2], lat, cfg):
+            outline, corners, (hom, (ww, wh), lat) = "frame", None, frame
+        else:
+            others = [(how, find_page(image, cfg, how)) for how in OUTLINES[1:]]
+            best = None
+            for how, other in others:
+                if other is None or np.allclose(other, corners):
+                    continue
+                tried = _working_lattice(image, other, cfg, pre)
+                if _more_regular(tried[2], lat, cfg) and (best is None or _bend(tried[2]) < _bend(best[2][2])):
+                    best = how, other, tried
+            if best is not None:
+                outline, corners, (hom, (ww, wh), lat) = best
     out_ppm = cfg.out_dpi / 25.4
     if lat is None:
         notes.append("no periodic grid found: the page is read as "

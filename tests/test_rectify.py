@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import cv2
 import numpy as np
 import pytest
 
@@ -181,7 +182,7 @@ def _in_shadow(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     a, b = np.array([ox, oy + 0.45 * h]), np.array([ox + 0.35 * w, oy + h])
     n = np.array([b[1] - a[1], a[0] - b[0]]) / np.hypot(*(b - a))
     light = 1.0 - 0.5 / (1.0 + np.exp(((xx - a[0]) * n[0] + (yy - a[1]) * n[1]) / 40.0))
-    return (desk * light[..., None]).astype(np.uint8), corners
+    return _tilted((desk * light[..., None]).astype(np.uint8), corners)
 
 
 def _beside_a_cloth(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -193,7 +194,18 @@ def _beside_a_cloth(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         (yy >= oy) & (yy < oy + h) & (xx >= ox) & (xx < ox + w))
     stripes = 8 * np.sign(np.sin(2 * np.pi * (xx + yy) / 40.0))[cloth][:, None]
     desk[cloth] = np.clip(np.array([212.0, 230.0, 200.0]) + stripes, 0, 255).astype(np.uint8)
-    return desk, corners
+    return _tilted(desk, corners)
+
+
+def _tilted(photo: np.ndarray, corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``photo`` seen from below its bottom edge (the top 25 % narrower: a camera tilted ~30 deg,
+    so that the frame's own grid is far from regular) and the page's corners moved along."""
+    h, w = photo.shape[:2]
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    dst = np.float32([[0.125 * w, 0], [0.875 * w, 0], [w, h], [0, h]])
+    hom = cv2.getPerspectiveTransform(src, dst)
+    out = cv2.warpPerspective(photo, hom, (w, h), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+    return out, cv2.perspectiveTransform(corners.reshape(-1, 1, 2).astype(np.float32), hom).reshape(-1, 2)
 
 
 @pytest.mark.parametrize("scene, how", [(_in_shadow, "grown"), (_beside_a_cloth, "colour")])
