@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--folder", type=Path, default=paths.data_dir("quick-photos"))
     ap.add_argument("--methods", nargs="*", default=["classical", "rectified", "trace_net"])
+    ap.add_argument("--name", default="photos",
+                    help="report name: reports/benchmarks/NAME{,_bw,_geometry}.{md,csv} "
+                         "(e.g. photos_val for the val-split pages a setting is chosen on)")
     args = ap.parse_args(argv)
     cv2.setNumThreads(1)
     folder = Path(args.folder)
@@ -96,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         snr_db=("snr_db", "mean"), snr_db_unaligned=("snr_db_unaligned", "mean"),
         pages=("page", "size"), refused=("refused", "sum"), seconds_median=("seconds", "median"),
         megapixels_median=("megapixels", "median"))
-    report.write_table(summary, OUT / "photos")
-    report.write_table(pair_bw(pages), OUT / "photos_bw")
+    report.write_table(summary, OUT / args.name)
+    report.write_table(pair_bw(pages), OUT / f"{args.name}_bw")
     geo = geometry(index[index.kind != "print"], folder)
     geo_summary = geo.groupby("kind").agg(
         pages=("page", "size"), with_lattice=("lattice", "sum"),
@@ -106,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         worst_p95_mm=("p95_mm", "max"), trace_time_median_mm=("trace_time_median_mm", "median"),
         trace_time_p95_mm=("trace_time_p95_mm", "median"), flatten_s_per_mp=("flatten_s", "sum"))
     geo_summary["flatten_s_per_mp"] /= geo.groupby("kind")["megapixels"].sum()
-    report.write_table(geo_summary, OUT / "photos_geometry")
+    report.write_table(geo_summary, OUT / f"{args.name}_geometry")
     print(summary.round(2).to_string())
     print(pair_bw(pages).round(2).to_string())
     print(geo_summary.round(3).to_string())
