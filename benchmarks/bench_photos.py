@@ -2,9 +2,9 @@
 flattening's geometric error against the simulation's truth; seconds per photo on one core.
 
     .venv/bin/python benchmarks/make_photo_pages.py --profile quick --n 12   # the pages first
-    .venv/bin/python benchmarks/bench_photos.py [--folder data/quick-photos] [--methods ...]
+    .venv/bin/python benchmarks/bench_photos.py [--folder data/quick-photos] [--methods ...] [--name photos]
 
-Writes ``reports/benchmarks/photos.{csv,md}`` (per method and page kind: mean aligned and
+Writes ``reports/benchmarks/photos.{csv,md}`` (``--name``; per method and page kind: mean aligned and
 unaligned SNR in dB, pages, refused, median seconds per page, megapixels),
 ``photos_bw.{csv,md}`` (per method: the B/W copies' SNR against their own colour prints, paired
 page by page) and ``photos_geometry.{csv,md}`` (``ecgnb.rectify.flatten_error`` per page kind:
