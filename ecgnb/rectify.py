@@ -644,7 +644,8 @@ def flatten(image: np.ndarray, cfg: RectifyConfig = RectifyConfig(),
     (the notes and a low confidence say so, and the reader decides).
     """
     notes: list[str] = []
-    corners, outline = find_page(image, cfg), "threshold"
+    corners = find_page(image, cfg)
+    outline = "threshold" if corners is not None else "frame"
     hom, (ww, wh), lat = _working_lattice(image, corners, cfg, pre)
     if corners is not None and (lat is None or _bend(lat) > cfg.outline_check_periods):
         # The outline may be wrong. A scan filling the frame (a stain cutting its corner, a dark
@@ -690,7 +691,7 @@ def flatten(image: np.ndarray, cfg: RectifyConfig = RectifyConfig(),
     flat = cv2.remap(image, full_x, full_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return refine(FlatPage(image=flat, px_per_mm=out_ppm, corners=corners, map_x=map_x,
                            map_y=map_y, map_step=cfg.map_step_px, lattice=lat, confidence=conf,
-                           notes=notes, outline=outline if corners is not None else "frame"),
+                           notes=notes, outline=outline),
                   image, cfg, pre)
 
 
