@@ -60,16 +60,17 @@ def score_pages(reader: TraceNetDigitizer, pages: pd.DataFrame, data_dir: Path, 
     return pd.DataFrame(rows)
 
 
-def summary(per_page: pd.DataFrame) -> pd.DataFrame:
-    """Mean per set and cutoff, then per cutoff the mean over the sets."""
-    by_set = per_page.groupby(["set", "lowpass_hz"]).agg(
+def summary(per_page: pd.DataFrame, key: str = "lowpass_hz") -> pd.DataFrame:
+    """Mean per set and value of ``key`` (a column of ``per_page``), then per value the mean
+    over the sets."""
+    by_set = per_page.groupby(["set", key]).agg(
         snr_db=("snr_db", "mean"), snr_db_unaligned=("snr_db_unaligned", "mean"),
         pages=("page", "size")).reset_index()
-    overall = by_set.groupby("lowpass_hz").agg(
+    overall = by_set.groupby(key).agg(
         snr_db=("snr_db", "mean"), snr_db_unaligned=("snr_db_unaligned", "mean"),
         pages=("pages", "sum")).reset_index().assign(set="mean of the sets")
     return pd.concat([by_set, overall], ignore_index=True)[
-        ["set", "lowpass_hz", "snr_db", "snr_db_unaligned", "pages"]]
+        ["set", key, "snr_db", "snr_db_unaligned", "pages"]]
 
 
 def main(argv: list[str] | None = None) -> int:

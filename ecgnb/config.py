@@ -448,6 +448,12 @@ class TraceReadConfig:
                                       # the ink as it is. Reference val pages, aligned / unaligned
                                       # dB: 15.79 / 13.82 without, 15.96 / 13.92 with (bridging
                                       # before the layout too: 16.06 / 13.44)
+    hole_mm: float = 0.9              # mm: holes in the ink at most this tall (2 mm wide, no slit)
+                                      # that the page prints dark are filled before the traces are
+                                      # read (trace_reader.filled_holes: a copy's black grid line cut
+                                      # from a thick QRS, the network's pinholes in a thick stroke;
+                                      # 0: off). Chosen on val sets only, as the highest mean of the
+                                      # sets: reports/benchmarks/hole_mm_val.md
     weak_mm: float = 0.5              # mm-equivalent per column the trace's path pays through ink the
                                       # network does not mark (half of skipping a column: a voted
                                       # flat stretch is still kept). Without it a grid line on the

@@ -620,7 +620,7 @@ def digitize_straightened(upright: np.ndarray, skew: float, dark: np.ndarray,
     ``coverage(upright, dark, mask) -> (H, W)`` float 0..1 replaces ``ink_coverage`` (the share
     of each pixel the pen covers; ``ecgnb.trace_reader`` passes its network's estimate), or
     returns ``{name: coverage}`` to read with each and keep the most consistent
-    (``read_traces_choosing``; its choice in ``Reading.extra``). ``readout_mask(mask, grid) ->
+    (``read_traces_choosing``; its choice in ``Reading.extra``). ``readout_mask(mask, grid, dark) ->
     (H, W) bool`` changes the mask the traces are read from, after the layout, 0 mV lines and
     time axes were found on the mask itself. ``path_cost(upright) -> (H, W)`` float (mm-equivalent
     per px) is what a trace pays for passing through each pixel's run (``follow_trace``).
@@ -634,7 +634,7 @@ def digitize_straightened(upright: np.ndarray, skew: float, dark: np.ndarray,
                            cfg=cfg, paper=paper)
     pen = pen_width(mask, lay)
     covers = ink_coverage(dark, mask) if coverage is None else coverage(upright, dark, mask)
-    readout = mask if readout_mask is None else readout_mask(mask, grid)
+    readout = mask if readout_mask is None else readout_mask(mask, grid, dark)
     cfg = cfg or PreprocessConfig()
     cost = None if path_cost is None else path_cost(upright)
     marks = edge_marks(lay, find_bars(readout, lay, grid, cfg)) if cfg.edge_marks else None

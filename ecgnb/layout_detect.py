@@ -452,10 +452,22 @@ def _row_ends(mask, strength, row, x_start, x_end, grid, spacing, cfg: Preproces
     # baseline) still has its first and last ink there.
     ink = _row_ink(mask, row.baseline_y, grid, cfg.row_band_frac * spacing / grid.px_per_mm_y)
     first = _trace_start(ink, ink, row.calibration, x_start, grid, cfg)
-    tol = cfg.row_end_tol_mm * ppx
-    inked = np.flatnonzero(ink[:int(x_end + tol) + 1])
-    last = float(inked[-1]) if inked.size and inked[-1] > x_end - tol else np.nan
-    return first, last, scale
+    return first, _trace_end(ink, x_end, grid, cfg), scale
+
+
+def _trace_end(ink: np.ndarray, x_end: float, grid: GridInfo, cfg: PreprocessConfig) -> float:
+    """Last column (px) of a row's trace in its per-column ``ink``: the last inked column within
+    ``cfg.row_end_tol_mm`` of the page's ``x_end`` that ends 2 mm inked for the most part (what
+    ``_trace_start`` asks of a start); NaN if none. Ink past a gap is other ink: on a copy whose
+    grid is as dark as the trace, a stub of the next vertical grid line (a val photocopy's rhythm
+    strip ran 2.4 mm long, its last beats 40 ms late)."""
+    ppx = grid.px_per_mm_x
+    run, tol = int(2 * ppx), cfg.row_end_tol_mm * ppx
+    lo, hi = int(max(run, x_end - tol)), int(min(ink.size - 1, x_end + tol))
+    for c in range(hi, lo, -1):
+        if ink[c] and ink[c - run + 1:c + 1].mean() > 0.8:
+            return float(c)
+    return np.nan
 
 
 def _shared_time_axis(rows, first: np.ndarray, last: np.ndarray, x_start: float, x_end: float,

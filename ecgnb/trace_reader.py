@@ -83,6 +83,37 @@ def bridged(mask: np.ndarray, gap_px: int) -> np.ndarray:
 LOWPASS_ORDER = 2      # Butterworth order of ``low_passed`` (run forwards and backwards)
 
 
+HOLE_WIDTH_MM = 2.0   # mm, widest hole filled (TraceReadConfig.hole_mm): a thick QRS's width
+
+
+def filled_holes(mask: np.ndarray, height_px: int, width_px: int,
+                 inked: np.ndarray | None = None) -> np.ndarray:
+    """``mask`` ``(H, W)`` bool with every hole (a 4-connected blank area that ink encloses)
+    at most ``height_px`` tall, ``width_px`` wide and no more than twice as tall as wide filled,
+    where ``inked`` ``(H, W)`` bool (None: everywhere) holds most of its pixels (``height_px``
+    < 1: as it is).
+
+    A thick pen's QRS crossed by a grid line as dark as the trace (a photocopy) comes out of
+    the network with that line's pixels cut from the stroke: the column's ink then stops at the
+    line and the apex beyond it is lost; the network also leaves pinholes in a thick stroke.
+    Such a cut or pinhole is printed dark and no slit; one between a narrow QRS's strokes or
+    beside a separator is tall and narrow, and a cell of the 1 mm grid that the
+    trace and kept grid lines enclose is taller than the bound."""
+    if height_px < 1:
+        return mask
+    n, labels, stats, _ = cv2.connectedComponentsWithStats((~mask).astype(np.uint8), connectivity=4)
+    h, w = mask.shape
+    x, y, bw, bh = (stats[:, k] for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP,
+                                           cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
+    fill = (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h) & (bh <= height_px) & (bw <= width_px)
+    fill &= bh <= 2 * bw    # a slit between two strokes is tall and narrow
+    if inked is not None:
+        dark = np.bincount(labels[inked], minlength=n)
+        fill &= dark >= 0.5 * stats[:, cv2.CC_STAT_AREA]
+    fill[0] = False     # label 0 is the ink itself
+    return mask | fill[labels]
+
+
 def low_passed(signal: np.ndarray, fs: float, cutoff_hz: float) -> np.ndarray:
     """``signal`` ``(n, leads)`` mV at ``fs`` Hz, each lead's finite stretches low-passed at
     ``cutoff_hz`` (zero phase: a Butterworth filter forwards and backwards, so no delay); NaN
@@ -217,8 +248,12 @@ class TraceNetDigitizer(RectifiedDigitizer):
                 return {name: make() for name, make in found.items()}
             return found[self.ink.coverage]()
 
-        def readout_mask(mask, grid):
-            return bridged(mask, int(round(self.ink.bridge_mm * grid.px_per_mm)))
+        def readout_mask(mask, grid, dark):
+            ppm = grid.px_per_mm
+            printed = dark.min(axis=2) >= options.preprocess.grey_grid_darkness
+            holes = filled_holes(mask, int(round(self.ink.hole_mm * ppm)),
+                                 int(round(HOLE_WIDTH_MM * ppm)), printed)
+            return bridged(holes, int(round(self.ink.bridge_mm * ppm)))
 
         def path_cost(upright):
             weak = self.probability(upright) <= self.ink.threshold

@@ -212,6 +212,22 @@ def test_fit_rows_ignores_one_outlier_row():
     assert ld._fit_rows(ys, np.array([1000.0, np.nan, 1040.0, np.nan]), tol=2.0) is None
 
 
+def test_trace_end_skips_a_grid_stub_past_the_trace():
+    # A copy's black vertical grid line 2.5 mm past the trace's end is ink, but not the trace's:
+    # the row must end where its 2 mm-long inked stretch does.
+    ppm = 8.0
+    grid = gr.GridInfo(ppm, ppm, ppm, ppm, 5 * ppm, (0, 0, 0), 1.0, True)
+    ink = np.zeros(2200, bool)
+    ink[100:2000] = True
+    ink[2020:2022] = True
+    assert ld._trace_end(ink, 2000.0, grid, PreprocessConfig()) == 1999
+    ink[1990:2000] = False    # a trace ending 1.25 mm early is still found ...
+    assert ld._trace_end(ink, 2000.0, grid, PreprocessConfig()) == 1989
+    ink[:] = False            # ... and no trace means no end
+    ink[2020:2022] = True
+    assert np.isnan(ld._trace_end(ink, 2000.0, grid, PreprocessConfig()))
+
+
 def test_layout_rows_get_their_own_time_axis_under_perspective(page):
     # Perspective shifts rows apart in x; each row's panels must start where its trace does.
     image, truth = page

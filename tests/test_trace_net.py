@@ -406,6 +406,30 @@ def test_bridged_fills_short_gaps_along_columns_only():
     assert not bridged(mask, 3)[5, 5] and (bridged(mask, 1) == mask).all()
 
 
+def test_filled_holes_mends_a_stroke_cut_by_a_grid_line_only():
+    from ecgnb.trace_reader import filled_holes
+
+    mask = np.zeros((60, 60), bool)
+    mask[5:40, 10:18] = True
+    mask[20:24, 11:17] = False              # a dark grid line cut from a thick stroke: 4 px tall
+    mask[45:47, 30:50] = mask[53:55, 30:50] = True
+    mask[45:55, 30:32] = mask[45:55, 48:50] = True   # a cell 6 px tall, ink all round
+    mask[0:10, 40:42] = True                # a blank corner open to the edge
+    mask[5:12, 22:27] = True
+    mask[7:11, 24] = False                  # an upright slit between two strokes: 4 x 1 px
+    out = filled_holes(mask, 4, 16)
+    assert out[20:24, 11:17].all() and out.sum() == mask.sum() + 24
+    assert (filled_holes(mask, 0, 16) == mask).all()
+    assert (filled_holes(mask, 6, 16) == mask | np.pad(np.ones((6, 16), bool), ((47, 7), (32, 12)))
+            | out).all()                    # a taller bound takes the cell too
+    assert (filled_holes(mask, 4, 5) == mask).all()      # and a narrower one not the cut
+    printed = np.zeros_like(mask)
+    printed[21:24, :] = True                # the page inks most of the cut: filled
+    assert (filled_holes(mask, 4, 16, printed) == out).all()
+    printed[21:23, :] = False               # blank paper there: left
+    assert (filled_holes(mask, 4, 16, printed) == mask).all()
+
+
 def test_the_trace_reader_reads_with_its_own_front_end_settings():
     from ecgnb.reading import ReadOptions
     from ecgnb.trace_reader import with_reader_settings
