@@ -145,6 +145,10 @@ class PreprocessConfig:
                                       # calibration pulse's stroke at panels' edges
                                       # (``ecgnb.separators``); the trace-network reader sets it,
                                       # as keep_apex
+    end_run: bool = False             # a row's trace ends at its last ink that closes 2 mm inked
+                                      # for the most part (``layout_detect._trace_end``: not at a
+                                      # grid line's stub just past it); off: at its last ink within
+                                      # row_end_tol_mm. The trace-network reader sets it, as keep_apex
     sep_search_mm: float = 1.0        # mm either side of a panel edge a separator bar is looked for
     sep_band_mm: float = 8.0          # mm either side of the 0 mV line a bar may reach
     sep_min_mm: float = 2.0           # mm, a bar is at least this tall

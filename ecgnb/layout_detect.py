@@ -452,7 +452,12 @@ def _row_ends(mask, strength, row, x_start, x_end, grid, spacing, cfg: Preproces
     # baseline) still has its first and last ink there.
     ink = _row_ink(mask, row.baseline_y, grid, cfg.row_band_frac * spacing / grid.px_per_mm_y)
     first = _trace_start(ink, ink, row.calibration, x_start, grid, cfg)
-    return first, _trace_end(ink, x_end, grid, cfg), scale
+    if cfg.end_run:
+        return first, _trace_end(ink, x_end, grid, cfg), scale
+    tol = cfg.row_end_tol_mm * ppx
+    inked = np.flatnonzero(ink[:int(x_end + tol) + 1])
+    last = float(inked[-1]) if inked.size and inked[-1] > x_end - tol else np.nan
+    return first, last, scale
 
 
 def _trace_end(ink: np.ndarray, x_end: float, grid: GridInfo, cfg: PreprocessConfig) -> float:

@@ -172,9 +172,12 @@ def with_reader_settings(options: ReadOptions, split_strokes: bool = True) -> Re
     another row's stroke crosses the trace, reaching ``CROSS_MM`` past it both ways, is read
     from the trace either side (``PreprocessConfig.through_mm``; a pacing spike or a tall
     neighbouring QRS drawn through the rhythm strip was read as the strip's own: eik-dev
-    aligned dB 12.40 without, 12.63 with; reference val 17.19 both; photos-dev 6.53 both)."""
+    aligned dB 12.40 without, 12.63 with; reference val 17.19 both; photos-dev 6.53 both), and
+    a row's trace ends where 2 mm of its ink do, not at a grid line's stub past it
+    (``PreprocessConfig.end_run``)."""
     pre = dataclasses.replace(options.preprocess, keep_apex=True, pulse_consensus=True, own_row=True,
-                              edge_marks=True, split_strokes=split_strokes, through_mm=CROSS_MM)
+                              edge_marks=True, split_strokes=split_strokes, through_mm=CROSS_MM,
+                              end_run=True)
     return dataclasses.replace(options, preprocess=pre)
 
 

@@ -441,6 +441,7 @@ def test_the_trace_reader_reads_with_its_own_front_end_settings():
     assert not (options.preprocess.keep_apex or options.preprocess.pulse_consensus
                 or options.preprocess.own_row)
     assert set_.preprocess.split_strokes and not with_reader_settings(options, False).preprocess.split_strokes
+    assert set_.preprocess.end_run and not options.preprocess.end_run
 
 
 def test_a_page_is_binary_only_when_almost_no_pixel_is_grey():
