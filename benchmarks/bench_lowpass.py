@@ -40,18 +40,25 @@ KIND_NAMES = {"photo": "simulated val photos", "photocopy": "simulated val photo
               "print": "simulated val prints"}
 
 
+def read_page(reader: TraceNetDigitizer, row, data_dir: Path, options: ReadOptions
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """``(reading, reference)`` mV of the page of one index row; a refused page reads NaN
+    (every lead scores 0 dB)."""
+    rel = Path(row.path)
+    image, reference, _ = io.load_page(Path(data_dir) / rel.parent, rel.name)
+    try:
+        return reader.read(image, options).signal, reference
+    except EcgnbError:
+        return np.full_like(reference, np.nan), reference
+
+
 def score_pages(reader: TraceNetDigitizer, pages: pd.DataFrame, data_dir: Path, set_of) -> pd.DataFrame:
     """Per page and cutoff: mean aligned / unaligned SNR (dB) over the leads; ``set_of(row)``
     names each page's set."""
     options = ReadOptions(layout="3x4+1", fs=float(FS))
     rows = []
     for row in tqdm(list(pages.itertuples()), desc=str(data_dir.name)):
-        rel = Path(row.path)
-        image, reference, _ = io.load_page(Path(data_dir) / rel.parent, rel.name)
-        try:
-            raw = reader.read(image, options).signal
-        except EcgnbError:
-            raw = np.full_like(reference, np.nan)      # refused: every lead scores 0 dB
+        raw, reference = read_page(reader, row, data_dir, options)
         for cutoff in CUTOFFS_HZ:
             table = record_metrics(reference, low_passed(raw, FS, cutoff), FS)
             rows.append({"set": set_of(row), "lowpass_hz": cutoff, "page": row.page,

@@ -20,17 +20,15 @@ import dataclasses
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench_lowpass import FS, KIND_NAMES, OUT, summary  # noqa: E402
-from ecgnb import evaluate, io, paths, report  # noqa: E402
+from bench_lowpass import FS, KIND_NAMES, OUT, read_page, summary  # noqa: E402
+from ecgnb import evaluate, paths, report  # noqa: E402
 from ecgnb.config import TraceReadConfig  # noqa: E402
-from ecgnb.errors import EcgnbError  # noqa: E402
 from ecgnb.metrics import record_metrics  # noqa: E402
 from ecgnb.reading import ReadOptions  # noqa: E402
 from ecgnb.trace_reader import TraceNetDigitizer  # noqa: E402
@@ -43,12 +41,7 @@ def score_pages(reader: TraceNetDigitizer, pages: pd.DataFrame, data_dir: Path, 
     options = ReadOptions(layout="3x4+1", fs=float(FS))
     rows = []
     for row in tqdm(list(pages.itertuples()), desc=f"{data_dir.name} {field}={value:g}"):
-        rel = Path(row.path)
-        image, reference, _ = io.load_page(Path(data_dir) / rel.parent, rel.name)
-        try:
-            signal = reader.read(image, options).signal
-        except EcgnbError:
-            signal = np.full_like(reference, np.nan)      # refused: every lead scores 0 dB
+        signal, reference = read_page(reader, row, data_dir, options)
         table = record_metrics(reference, signal, FS)
         rows.append({"set": set_of(row), field: value, "page": row.page,
                      "snr_db": table["snr_db"].mean(),
