@@ -20,7 +20,9 @@ read out twice, with that coverage and with the page's own darkness inside the n
 and the reading whose limb leads obey Einthoven's law better is kept (``TraceReadConfig.coverage``).
 Layout, 0 mV lines and time axes come from that mask; the traces are read from it with vertical
 gaps under ``TraceReadConfig.bridge_mm`` filled (``bridged``: a thin, steep QRS stroke that the
-network marks in pieces is read whole, not cut at its first break). A narrow apex keeps its
+network marks in pieces is read whole, not cut at its first break), and small holes (no slits) the
+page prints dark filled (``filled_holes``: a copy's black grid line that the network cut out of
+a thick QRS, pinholes in a thick stroke; ``TraceReadConfig.hole_mm``). A narrow apex keeps its
 column point, the rows' calibration pulses agree on one height, a panel's path keeps to its
 own row and separator bars at the panels' edges are not read as trace (``with_reader_settings``).
 Each lead's reading is low-passed at ``TraceReadConfig.lowpass_hz`` (``low_passed``): the
@@ -97,8 +99,8 @@ def filled_holes(mask: np.ndarray, height_px: int, width_px: int,
     the network with that line's pixels cut from the stroke: the column's ink then stops at the
     line and the apex beyond it is lost; the network also leaves pinholes in a thick stroke.
     Such a cut or pinhole is printed dark and no slit; one between a narrow QRS's strokes or
-    beside a separator is tall and narrow, and a cell of the 1 mm grid that the
-    trace and kept grid lines enclose is taller than the bound."""
+    beside a separator is tall and narrow, and a cell of the 1 mm grid that the trace and kept
+    grid lines enclose is blank paper."""
     if height_px < 1:
         return mask
     n, labels, stats, _ = cv2.connectedComponentsWithStats((~mask).astype(np.uint8), connectivity=4)
