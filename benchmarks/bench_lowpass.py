@@ -52,6 +52,16 @@ def read_page(reader: TraceNetDigitizer, row, data_dir: Path, options: ReadOptio
         return np.full_like(reference, np.nan), reference
 
 
+def val_pages(folder: Path) -> pd.DataFrame:
+    """The index of a folder of simulated pages (``make_photo_pages.py``); exits unless every
+    page is of a val-split record (settings are chosen on val pages only)."""
+    photos = pd.read_csv(folder / "index.csv")
+    if set(photos["split"]) != {"val"}:
+        raise SystemExit(f"{folder} holds pages of {sorted(set(photos['split']))}, not only val: "
+                         "make it with make_photo_pages.py --split val")
+    return photos
+
+
 def score_pages(reader: TraceNetDigitizer, pages: pd.DataFrame, data_dir: Path, set_of) -> pd.DataFrame:
     """Per page and cutoff: mean aligned / unaligned SNR (dB) over the leads; ``set_of(row)``
     names each page's set."""
@@ -87,10 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="simulated pages of val-split records (make_photo_pages.py --split val)")
     args = ap.parse_args(argv)
     folder = args.photos_folder
-    photos = pd.read_csv(folder / "index.csv")
-    if set(photos["split"]) != {"val"}:
-        raise SystemExit(f"{folder} holds pages of {sorted(set(photos['split']))}, not only val: "
-                         "make it with make_photo_pages.py --split val")
+    photos = val_pages(folder)
     reader = TraceNetDigitizer(ink=TraceReadConfig(lowpass_hz=0.0))
     per_page = pd.concat([
         score_pages(reader, evaluate.load_split(args.profile, "val"), paths.data_dir(args.profile),

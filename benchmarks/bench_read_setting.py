@@ -26,7 +26,7 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench_lowpass import FS, KIND_NAMES, OUT, read_page, summary  # noqa: E402
+from bench_lowpass import FS, KIND_NAMES, OUT, read_page, summary, val_pages  # noqa: E402
 from ecgnb import evaluate, paths, report  # noqa: E402
 from ecgnb.config import TraceReadConfig  # noqa: E402
 from ecgnb.metrics import record_metrics  # noqa: E402
@@ -62,10 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--field {args.field!r} is not a numeric TraceReadConfig field; "
                          f"known: {', '.join(sorted(numeric))}")
     folder = args.photos_folder
-    photos = pd.read_csv(folder / "index.csv")
-    if set(photos["split"]) != {"val"}:
-        raise SystemExit(f"{folder} holds pages of {sorted(set(photos['split']))}, not only val: "
-                         "make it with make_photo_pages.py --split val")
+    photos = val_pages(folder)
     rows = []
     for value in args.values:
         reader = TraceNetDigitizer(ink=dataclasses.replace(TraceReadConfig(), **{args.field: value}))

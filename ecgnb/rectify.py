@@ -636,6 +636,22 @@ def refine(flat: FlatPage, image: np.ndarray, cfg: RectifyConfig = RectifyConfig
     return flat
 
 
+def _other_outline(image: np.ndarray, corners: np.ndarray, lat: Lattice | None, cfg: RectifyConfig,
+                   pre: PreprocessConfig | None):
+    """``(how, corners, working lattice)`` of the outline other than ``corners`` (``OUTLINES``
+    but the threshold's) whose grid shows, or needs far less warping than ``lat``, and needs the
+    least; None if none does."""
+    best = None
+    for how in OUTLINES[1:]:
+        other = find_page(image, cfg, how)
+        if other is None or np.allclose(other, corners):
+            continue
+        tried = _working_lattice(image, other, cfg, pre)
+        if _more_regular(tried[2], lat, cfg) and (best is None or _bend(tried[2]) < _bend(best[2][2])):
+            best = how, other, tried
+    return best
+
+
 def flatten(image: np.ndarray, cfg: RectifyConfig = RectifyConfig(),
             pre: PreprocessConfig | None = None) -> FlatPage:
     """Flatten a photo or scan ``(H, W, 3)`` uint8 RGB into a ``FlatPage`` at ``cfg.out_dpi``.
@@ -653,19 +669,10 @@ def flatten(image: np.ndarray, cfg: RectifyConfig = RectifyConfig(),
         # warping. Else a photo's outline cut by a shadow or joined by a bright cloth: of the
         # other outlines, the one whose grid shows, or needs far less warping, and needs the least.
         frame = _working_lattice(image, None, cfg, pre)
-        if _more_regular(frame[2], lat, cfg):
-            outline, corners, (hom, (ww, wh), lat) = "frame", None, frame
-        else:
-            others = [(how, find_page(image, cfg, how)) for how in OUTLINES[1:]]
-            best = None
-            for how, other in others:
-                if other is None or np.allclose(other, corners):
-                    continue
-                tried = _working_lattice(image, other, cfg, pre)
-                if _more_regular(tried[2], lat, cfg) and (best is None or _bend(tried[2]) < _bend(best[2][2])):
-                    best = how, other, tried
-            if best is not None:
-                outline, corners, (hom, (ww, wh), lat) = best
+        best = ("frame", None, frame) if _more_regular(frame[2], lat, cfg) else \
+            _other_outline(image, corners, lat, cfg, pre)
+        if best is not None:
+            outline, corners, (hom, (ww, wh), lat) = best
     out_ppm = cfg.out_dpi / 25.4
     if lat is None:
         notes.append("no periodic grid found: the page is read as "
